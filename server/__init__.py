@@ -1,0 +1,1 @@
+"""HallWatch server package."""

@@ -1,0 +1,1 @@
+"""HallWatch vision package."""
