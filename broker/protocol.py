@@ -317,8 +317,9 @@ def server_status_topic(hall_id: str) -> str:
     return f"{TOPIC_ROOT}/{hall_id}/server/status"
 
 
-SERVER_SUBSCRIPTIONS = (f"{TOPIC_ROOT}/+/dev/+/evt/+", f"{TOPIC_ROOT}/+/dev/+/status")
-"""What the server listens to: every device's events and status."""
+def server_subscriptions(hall_id: str) -> list[str]:
+    """What a hall's server listens to: every device's events and status."""
+    return [f"{TOPIC_ROOT}/{hall_id}/dev/+/evt/+", f"{TOPIC_ROOT}/{hall_id}/dev/+/status"]
 
 _DEVICE_TOPIC = re.compile(
     rf"^{re.escape(TOPIC_ROOT)}/(?P<hall>[^/]+)/dev/(?P<device>[^/]+)/(?P<channel>evt|status|cfg|cmd)(?:/(?P<type>[^/]+))?$"

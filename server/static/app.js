@@ -86,7 +86,8 @@
       "type.ack": "确认",
       "lang.switchLabel": "Switch to English",
       "lang.switchText": "English",
-      "sep": "，"
+      "sep": "，",
+      "colon": "："
     },
     en: {
       "app.title": "Live window monitoring",
@@ -144,7 +145,8 @@
       "type.ack": "Ack",
       "lang.switchLabel": "切换到中文",
       "lang.switchText": "中文",
-      "sep": ", "
+      "sep": ", ",
+      "colon": ": "
     }
   };
 
@@ -176,7 +178,6 @@
   var socket = null;
   var retryDelay = 1000;
   var retryTimer = null;
-  var everConnected = false;
 
   // Guard against a slow refetch overwriting newer websocket pushes.
   var fetchGen = 0;
@@ -362,9 +363,9 @@
   }
 
   function cameraText(w) {
-    if (!w.camera_device) return t("card.camera") + "：" + t("card.noCamera");
+    if (!w.camera_device) return t("card.camera") + t("colon") + t("card.noCamera");
     var status = w.camera_status || "never_seen";
-    return t("card.camera") + " " + w.camera_device + "：" + labelOr("status", status);
+    return t("card.camera") + " " + w.camera_device + t("colon") + labelOr("status", status);
   }
 
   function windowAriaLabel(w) {
@@ -404,13 +405,13 @@
 
     if (w.occupant) {
       var occ = el("div", "card-line card-occupant");
-      occ.appendChild(el("span", "card-key", t("card.occupant") + "："));
+      occ.appendChild(el("span", "card-key", t("card.occupant") + t("colon")));
       occ.appendChild(el("span", "card-val", w.occupant));
       li.appendChild(occ);
     }
     if (w.pause_reason) {
       var pr = el("div", "card-line card-pause");
-      pr.appendChild(el("span", "card-key", t("card.pauseReason") + "："));
+      pr.appendChild(el("span", "card-key", t("card.pauseReason") + t("colon")));
       pr.appendChild(el("span", "card-val", w.pause_reason));
       li.appendChild(pr);
     }
@@ -509,7 +510,7 @@
 
       var meta = [];
       if (d.windows && d.windows.length) {
-        meta.push(t("devices.windows") + "：" + d.windows.map(windowName).join("、"));
+        meta.push(t("devices.windows") + t("colon") + d.windows.map(windowName).join(lang === "zh" ? "、" : ", "));
       }
       meta.push(d.last_seen ? t("devices.lastSeen") + " " + shortTime(d.last_seen) : t("devices.never"));
       if (d.boot !== null && d.boot !== undefined) meta.push(t("devices.boot") + d.boot);
@@ -720,7 +721,6 @@
     ws.onopen = function () {
       if (socket !== ws) return;
       retryDelay = 1000;
-      everConnected = true;
       setConn("online");
       refetchAll();
     };

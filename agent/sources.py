@@ -1,0 +1,47 @@
+"""Pluggable event sources: how sensors/ and vision/ plug into an agent.
+
+A source is a callable ``source(runtime, stop)`` that runs on its own
+thread, calls ``runtime.emit(body)`` for each observation and returns when
+``stop`` is set.  Packages register factories under the ``hallwatch.sources``
+entry-point group; an agent's configuration names them by ``kind`` and passes
+the remaining keys to the factory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+from broker.config_file import ConfigError
+
+if TYPE_CHECKING:
+    from agent.config import AgentSettings
+    from agent.runtime import AgentRuntime
+
+Source = Callable[["AgentRuntime", threading.Event], None]
+SourceFactory = Callable[..., Source]
+GROUP = "hallwatch.sources"
+
+
+def available() -> dict[str, SourceFactory]:
+    """Every installed source factory by name."""
+    return {ep.name: ep.load() for ep in entry_points(group=GROUP)}
+
+
+def load_sources(settings: AgentSettings) -> list[Source]:
+    """Build the sources an agent file lists; an unknown kind or bad option is a ConfigError."""
+    factories = available()
+    sources = []
+    for index, spec in enumerate(settings.sources):
+        factory = factories.get(spec.kind)
+        if factory is None:
+            known = ", ".join(sorted(factories)) or "none installed"
+            raise ConfigError(f"sources[{index}].kind: unknown source {spec.kind!r} (available: {known})")
+        options: dict[str, Any] = settings.source_options(index)
+        try:
+            sources.append(factory(**options))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"sources[{index}] ({spec.kind}): {exc}") from None
+    return sources

@@ -1,0 +1,259 @@
+"""The demo hall simulator: clerks who arrive, punch, sit, step away, lunch and get rated.
+
+Every event goes through a real :class:`agent.runtime.AgentRuntime` per
+simulated device (its own outbox, boot counter and MQTT connection), so the
+demo and the soak tests exercise exactly the code a hall device runs.
+
+Simulated time runs ``speed`` times faster than the wall clock and wraps to
+the next morning after closing, so a demo always has something to show.
+Behaviour is drawn from a seeded random generator: the same seed gives the
+same day.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+
+from agent.config import AgentSettings
+from agent.runtime import AgentRuntime
+from broker.protocol import ClerkLoginBody, PauseBody, PunchBody, RatingBody, SeatBody, SeatHeartbeatBody
+from broker.timeutil import HALL_TZ
+from server.hall import HallConfig
+
+log = logging.getLogger(__name__)
+
+OPEN = dtime(8, 0)
+LUNCH = dtime(12, 0)
+AFTERNOON = dtime(14, 30)
+CLOSE = dtime(18, 0)
+
+
+class SimClock:
+    """Hall time running ``speed`` times faster than real time; can jump ahead."""
+
+    def __init__(self, start: datetime, speed: float) -> None:
+        self._lock = threading.Lock()
+        self._origin = start
+        self._t0 = time.monotonic()
+        self.speed = speed
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self._origin + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
+
+    def jump_to(self, moment: datetime) -> None:
+        """Skip the night: time only ever moves forward."""
+        with self._lock:
+            now = self._origin + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
+            if moment > now:
+                self._origin, self._t0 = moment, time.monotonic()
+
+
+@dataclass
+class _Clerk:
+    id: str
+    window: str
+    camera: AgentRuntime | None
+    evaluator: AgentRuntime | None
+    seated: bool = False
+
+
+class SimulatedHall:
+    """Drives the hall's simulated devices from one scheduler thread."""
+
+    def __init__(
+        self,
+        hall: HallConfig,
+        runtimes: dict[str, AgentRuntime],
+        clock: SimClock,
+        *,
+        seed: int = 1,
+        seat_heartbeat_s: float = 10.0,
+    ) -> None:
+        self.hall = hall
+        self.runtimes = runtimes
+        self.clock = clock
+        self.rng = random.Random(seed)
+        self.seat_heartbeat_s = seat_heartbeat_s
+        self._ticket = itertools.count(1)
+        self._queue: list[tuple[datetime, int, Iterator[float]]] = []
+        self._order = itertools.count()
+        terminals = [d.id for d in hall.devices if d.kind == "face_terminal" and d.id in runtimes]
+        self.terminal = runtimes[terminals[0]] if terminals else None
+        self.clerks = [
+            _Clerk(
+                id=(w.clerks or [f"clerk-{w.id}"])[0],
+                window=w.id,
+                camera=self._device_for(w.id, "window_camera"),
+                evaluator=self._device_for(w.id, "evaluator"),
+            )
+            for w in hall.windows
+        ]
+
+    def _device_for(self, window_id: str, kind: str) -> AgentRuntime | None:
+        for spec in self.hall.devices:
+            if spec.kind == kind and window_id in spec.windows and spec.id in self.runtimes:
+                return self.runtimes[spec.id]
+        return None
+
+    # ------------------------------------------------------------ scheduler
+
+    def _schedule(self, after_s: float, process: Iterator[float]) -> None:
+        heapq.heappush(self._queue, (self.clock() + timedelta(seconds=after_s), next(self._order), process))
+
+    def run(self, stop: threading.Event) -> None:
+        """Run days until ``stop`` is set."""
+        while not stop.is_set():
+            self._start_day()
+            while self._queue and not stop.is_set():
+                due, _, process = self._queue[0]
+                wait = (due - self.clock()).total_seconds() / self.clock.speed
+                if wait > 0:
+                    stop.wait(min(wait, 0.2))
+                    continue
+                heapq.heappop(self._queue)
+                try:
+                    self._schedule(next(process), process)
+                except StopIteration:
+                    pass
+            if not stop.is_set():
+                self._next_morning()
+
+    def _start_day(self) -> None:
+        self._queue.clear()
+        for clerk in self.clerks:
+            self._schedule(0, self._clerk_day(clerk))
+        for spec in self.hall.devices:
+            if spec.kind == "window_camera" and spec.id in self.runtimes:
+                self._schedule(0, self._seat_heartbeats(spec.id))
+
+    def _next_morning(self) -> None:
+        today = self.clock().date() + timedelta(days=1)
+        self.clock.jump_to(datetime.combine(today, dtime(7, 50), HALL_TZ))
+
+    def _at(self, moment: dtime) -> float:
+        """Seconds of hall time until ``moment`` today (0 if past)."""
+        now = self.clock()
+        target = datetime.combine(now.date(), moment, HALL_TZ)
+        return max(0.0, (target - now).total_seconds())
+
+    # ------------------------------------------------------------ behaviour
+
+    def _seat_heartbeats(self, camera_id: str) -> Iterator[float]:
+        runtime = self.runtimes[camera_id]
+        windows = [c for c in self.clerks if c.camera is runtime]
+        while self._at(CLOSE) > 0 or any(c.seated for c in windows):
+            for clerk in windows:
+                state = "occupied" if clerk.seated else "vacant"
+                runtime.emit(SeatHeartbeatBody(window_id=clerk.window, state=state, confidence=0.97))
+            yield self.seat_heartbeat_s * self.clock.speed
+
+    def _seat(self, clerk: _Clerk, seated: bool) -> None:
+        clerk.seated = seated
+        if clerk.camera:
+            clerk.camera.emit(
+                SeatBody(
+                    window_id=clerk.window,
+                    state="occupied" if seated else "vacant",
+                    confidence=round(self.rng.uniform(0.85, 0.99), 2),
+                    occupant=clerk.id if seated else None,
+                )
+            )
+
+    def _pause(self, clerk: _Clerk, paused: bool, reason: str | None = None) -> None:
+        if clerk.evaluator:
+            clerk.evaluator.emit(PauseBody(window_id=clerk.window, paused=paused, source="evaluator", reason=reason))
+
+    def _punch(self, clerk: _Clerk) -> None:
+        if self.terminal:
+            self.terminal.emit(
+                PunchBody(
+                    person_id=clerk.id,
+                    method="face",
+                    distance=round(self.rng.uniform(0.25, 0.4), 3),
+                    margin=round(self.rng.uniform(0.1, 0.25), 3),
+                    liveness=0.98,
+                    quality=0.9,
+                )
+            )
+
+    def _clerk_day(self, clerk: _Clerk) -> Iterator[float]:
+        rng = self.rng
+        yield self._at(OPEN) + rng.uniform(-600, 900)  # some arrive late
+        self._punch(clerk)
+        yield rng.uniform(60, 180)
+        self._seat(clerk, True)
+        if clerk.evaluator:
+            clerk.evaluator.emit(ClerkLoginBody(window_id=clerk.window, clerk_id=clerk.id))
+        for session_end, after_break in ((LUNCH, AFTERNOON), (CLOSE, None)):
+            while self._at(session_end) > 0:
+                roll = rng.random()
+                if roll < 0.65:  # serve a citizen, who then rates
+                    yield rng.uniform(120, 600)
+                    if clerk.seated and clerk.evaluator:
+                        level = rng.choices([5, 4, 3, 2, 1], weights=[70, 18, 6, 4, 2])[0]
+                        clerk.evaluator.emit(RatingBody(window_id=clerk.window, level=level, clerk_id=clerk.id, ticket=f"A{next(self._ticket):05d}"))
+                elif roll < 0.85:  # pause properly, step away, come back
+                    self._pause(clerk, True, rng.choice(["临时离开", "接听电话", "取材料"]))
+                    yield 20
+                    self._seat(clerk, False)
+                    yield rng.uniform(120, 900)
+                    self._seat(clerk, True)
+                    yield 15
+                    self._pause(clerk, False)
+                else:  # leave the seat without pausing
+                    self._seat(clerk, False)
+                    yield rng.uniform(60, 1500)
+                    self._seat(clerk, True)
+            if after_break is not None:
+                self._pause(clerk, True, "午休")
+                yield 30
+                self._seat(clerk, False)
+                yield self._at(after_break) + rng.uniform(-300, 600)
+                self._seat(clerk, True)
+                yield 10
+                self._pause(clerk, False)
+        self._seat(clerk, False)
+        yield rng.uniform(60, 300)
+        self._punch(clerk)
+
+
+def simulated_runtimes(
+    hall: HallConfig,
+    broker_url: str,
+    state_dir: Path,
+    clock: SimClock,
+    *,
+    credentials_dir: Path | None = None,
+    heartbeat_s: float = 10.0,
+) -> dict[str, AgentRuntime]:
+    """One real agent runtime per device of the hall file, each with its own outbox.
+
+    With ``credentials_dir`` each device logs in as itself with the password
+    in ``<dir>/<device>.secret`` (as written by ``hallwatch device add``).
+    """
+    runtimes = {}
+    for spec in hall.devices:
+        broker: dict[str, object] = {"url": broker_url}
+        if credentials_dir is not None:
+            broker |= {"username": spec.id, "password_file": str(credentials_dir / f"{spec.id}.secret")}
+        settings = AgentSettings.model_validate(
+            {
+                "device": {"hall_id": hall.hall.id, "device_id": spec.id, "kind": spec.kind, "windows": spec.windows},
+                "broker": broker,
+                "outbox": {"path": str(state_dir / f"{spec.id}.outbox.db")},
+                "heartbeat_s": heartbeat_s,
+            }
+        )
+        runtimes[spec.id] = AgentRuntime(settings, clock=clock)
+    return runtimes

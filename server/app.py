@@ -1,0 +1,163 @@
+"""The server process: ingest thread + REST API (OpenAPI at /docs) + WebSocket + live page."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, WebSocket, WebSocketDisconnect
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broker.connection import BrokerSettings
+from server.db import DeviceRow, EventRow, RejectionRow, WindowRow, make_engine, migrate
+from server.hall import HallConfig, load_hall
+from server.ingest import Ingestor
+from server.serialize import device_json, event_json, window_json
+from server.store import Changes, Store
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).with_name("static")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    hall_file: Path
+    database_url: str
+    broker: BrokerSettings
+    stale_factor: float = 3.0
+
+
+class Hub:
+    """Fans change messages out to WebSocket clients.
+
+    The ingest thread calls :meth:`publish`; each client has a bounded queue,
+    and a client too slow to keep up is disconnected (it reconnects and
+    refetches) rather than slowing ingest down.
+    """
+
+    QUEUE_MAX = 2000
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.clients: set[asyncio.Queue[dict[str, Any] | None]] = set()
+
+    def publish(self, messages: list[dict[str, Any]]) -> None:
+        if self.loop is not None and messages:
+            self.loop.call_soon_threadsafe(self._fan_out, messages)
+
+    def _fan_out(self, messages: list[dict[str, Any]]) -> None:
+        for client in list(self.clients):
+            try:
+                for message in messages:
+                    client.put_nowait(message)
+            except asyncio.QueueFull:
+                self.clients.discard(client)
+                while not client.empty():
+                    client.get_nowait()
+                client.put_nowait(None)  # ends that client's socket
+
+
+def _messages(changes: Changes, store: Store, ingestor: Ingestor) -> list[dict[str, Any]]:
+    cameras = store.device_statuses() if changes.windows else {}
+    messages: list[dict[str, Any]] = [{"kind": "device", "device": device_json(d)} for d in changes.devices.values()]
+    messages += [
+        {"kind": "window", "window": window_json(w, cameras.get(w.camera_device or ""))} for w in changes.windows.values()
+    ]
+    messages += [{"kind": "event", "event": event_json(e)} for e in changes.events]
+    messages.append({"kind": "stats", "stats": ingestor.counters.as_dict()})
+    return messages
+
+
+def create_app(settings: ServerSettings, hall: HallConfig | None = None) -> FastAPI:
+    """Build the whole server; the MQTT session starts with the app's lifespan."""
+    hall = hall or load_hall(settings.hall_file)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    store = Store(engine, stale_factor=settings.stale_factor)
+    store.seed(hall)
+    hub = Hub()
+    ingestor = Ingestor(store, hall.hall.id, settings.broker, lambda changes: hub.publish(_messages(changes, store, ingestor)))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub.loop = asyncio.get_running_loop()
+        ingestor.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(ingestor.stop)
+            engine.dispose()
+
+    app = FastAPI(title="HallWatch", version="0.1.0", lifespan=lifespan)
+    app.state.ingestor = ingestor
+    app.state.store = store
+
+    @app.get("/api/hall")
+    def get_hall() -> dict[str, Any]:
+        return {"id": hall.hall.id, "name": hall.hall.name, "timezone": hall.hall.timezone}
+
+    @app.get("/api/windows")
+    def get_windows() -> list[dict[str, Any]]:
+        cameras = store.device_statuses()
+        with Session(engine) as session:
+            rows = session.scalars(select(WindowRow).where(WindowRow.hall_id == hall.hall.id).order_by(WindowRow.id))
+            return [window_json(row, cameras.get(row.camera_device or "")) for row in rows]
+
+    @app.get("/api/devices")
+    def get_devices() -> list[dict[str, Any]]:
+        with Session(engine) as session:
+            rows = session.scalars(select(DeviceRow).where(DeviceRow.hall_id == hall.hall.id).order_by(DeviceRow.id))
+            return [device_json(row) for row in rows]
+
+    @app.get("/api/stats")
+    def get_stats() -> dict[str, int]:
+        return ingestor.counters.as_dict()
+
+    @app.get("/api/events")
+    def get_events(
+        limit: int = Query(50, ge=1, le=1000),
+        device_id: str | None = None,
+        type: str | None = None,
+        historical: bool | None = None,
+    ) -> list[dict[str, Any]]:
+        query = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
+        if device_id:
+            query = query.where(EventRow.device_id == device_id)
+        if type:
+            query = query.where(EventRow.type == type)
+        if historical is not None:
+            query = query.where(EventRow.historical == historical)
+        with Session(engine) as session:
+            return [event_json(row) | {"boot": row.boot, "seq": row.seq} for row in session.scalars(query)]
+
+    @app.get("/api/rejections")
+    def get_rejections(limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
+        with Session(engine) as session:
+            rows = session.scalars(select(RejectionRow).order_by(RejectionRow.id.desc()).limit(limit))
+            return [
+                {"received_time": r.received_time.isoformat(), "topic": r.topic, "device_id": r.device_id, "reason": r.reason, "excerpt": r.excerpt}
+                for r in rows
+            ]
+
+    @app.websocket("/ws")
+    async def websocket(socket: WebSocket) -> None:
+        await socket.accept()
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(Hub.QUEUE_MAX)
+        hub.clients.add(queue)
+        try:
+            while (message := await queue.get()) is not None:
+                await socket.send_json(message)
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the page went away
+        finally:
+            hub.clients.discard(queue)
+
+    app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
+    return app

@@ -1,0 +1,256 @@
+"""The ``hallwatch`` command: demo, server, agent, simulate, device, broker."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import datetime
+from datetime import time as dtime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.logging import RichHandler
+
+from broker.config_file import ConfigError
+from broker.connection import BrokerSettings
+from broker.timeutil import HALL_TZ
+
+app = typer.Typer(help="HallWatch 政务服务大厅窗口监管 — supervision of service hall windows.", no_args_is_help=True)
+device_app = typer.Typer(help="Register devices and their broker credentials.", no_args_is_help=True)
+broker_app = typer.Typer(help="Production broker (Mosquitto) files.", no_args_is_help=True)
+app.add_typer(device_app, name="device")
+app.add_typer(broker_app, name="broker")
+console = Console(stderr=True)
+
+HallFile = Annotated[Path, typer.Option("--hall", help="Hall file (windows and devices).")]
+DEFAULT_HALL = Path("config/halls/demo.toml")
+DEFAULT_DB = "sqlite:///var/hallwatch.db"
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=console, show_path=False)],
+    )
+    logging.getLogger("amqtt").setLevel(logging.WARNING)
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+def _load_hall(path: Path):  # type: ignore[no-untyped-def]
+    from server.hall import load_hall
+
+    try:
+        return load_hall(path)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def server(
+    hall: HallFile = DEFAULT_HALL,
+    db: Annotated[str, typer.Option(envvar="HALLWATCH_DATABASE_URL", help="sqlite:///path or postgresql://user@host/db")] = DEFAULT_DB,
+    broker: Annotated[str, typer.Option(help="Broker URL (mqtt:// or mqtts://).")] = "mqtt://127.0.0.1:1883",
+    username: Annotated[Optional[str], typer.Option(help="Broker user of the server.")] = None,
+    password_file: Annotated[Optional[Path], typer.Option(help="File holding the broker password.")] = None,
+    ca_file: Annotated[Optional[Path], typer.Option(help="CA certificate for mqtts://.")] = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    verbose: bool = False,
+) -> None:
+    """Run the server: ingest from the broker, API, WebSocket and live page."""
+    from server.app import ServerSettings, create_app
+
+    _logging(verbose)
+    settings = ServerSettings(
+        hall_file=hall,
+        database_url=db,
+        broker=BrokerSettings(url=broker, username=username, password_file=password_file, ca_file=ca_file),
+    )
+    uvicorn.run(create_app(settings, _load_hall(hall)), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def simulate(
+    hall: HallFile = DEFAULT_HALL,
+    broker: str = "mqtt://127.0.0.1:1883",
+    state_dir: Annotated[Path, typer.Option(help="Where the simulated devices keep their outboxes.")] = Path("var/sim"),
+    credentials_dir: Annotated[Optional[Path], typer.Option(help="Folder of <device>.secret files.")] = None,
+    speed: Annotated[float, typer.Option(min=1, max=3600, help="Hall time runs this many times faster.")] = 30.0,
+    start: Annotated[str, typer.Option(help="Hall time to start at (HH:MM today).")] = "07:58",
+    seed: int = 1,
+    heartbeat: Annotated[float, typer.Option(help="Device heartbeat, seconds of real time.")] = 10.0,
+    verbose: bool = False,
+) -> None:
+    """Run the demo hall's simulated clerks through real agent runtimes."""
+    _logging(verbose)
+    hall_config = _load_hall(hall)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    runtimes, simulator = _start_simulation(hall_config, broker, state_dir, credentials_dir, speed, start, seed, heartbeat)
+    try:
+        simulator.run(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for runtime in runtimes.values():
+            runtime.stop()
+
+
+def _start_simulation(hall, broker_url, state_dir, credentials_dir, speed, start, seed, heartbeat):  # type: ignore[no-untyped-def]
+    from sensors.simulator import SimClock, SimulatedHall, simulated_runtimes
+
+    try:
+        hh, mm = (int(part) for part in start.split(":"))
+        begin = datetime.combine(datetime.now(HALL_TZ).date(), dtime(hh, mm), HALL_TZ)
+    except ValueError:
+        _fail(f"--start {start!r}: expected HH:MM")
+    clock = SimClock(begin, speed)
+    runtimes = simulated_runtimes(hall, broker_url, state_dir, clock, credentials_dir=credentials_dir, heartbeat_s=heartbeat)
+    for runtime in runtimes.values():
+        runtime.start()
+    return runtimes, SimulatedHall(hall, runtimes, clock, seed=seed, seat_heartbeat_s=heartbeat)
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="HTTP port of the live page.")] = 8000,
+    broker_port: Annotated[int, typer.Option(help="Port of the embedded broker.")] = 1883,
+    data_dir: Annotated[Path, typer.Option(help="Database and device outboxes.")] = Path("var/demo"),
+    speed: Annotated[float, typer.Option(min=1, max=3600)] = 30.0,
+    seed: int = 1,
+    verbose: bool = False,
+) -> None:
+    """The demo hall on embedded defaults: amqtt broker, SQLite, simulator, live page."""
+    from broker.embedded import EmbeddedBroker
+    from server.app import ServerSettings, create_app
+
+    _logging(verbose)
+    hall_config = _load_hall(DEFAULT_HALL)
+    embedded = EmbeddedBroker(port=broker_port)
+    try:
+        embedded.start()
+    except OSError as exc:
+        _fail(str(exc))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = ServerSettings(
+        hall_file=DEFAULT_HALL,
+        database_url=f"sqlite:///{(data_dir / 'hallwatch.db').resolve()}",
+        broker=BrokerSettings(url=embedded.url),
+    )
+    application = create_app(settings, hall_config)
+    stop = threading.Event()
+    runtimes, simulator = _start_simulation(hall_config, embedded.url, data_dir / "devices", None, speed, "07:58", seed, 5.0)
+    sim_thread = threading.Thread(target=simulator.run, args=(stop,), name="simulator", daemon=True)
+    sim_thread.start()
+    console.print(f"[bold green]示范大厅已启动 demo hall running:[/] http://127.0.0.1:{port}  (Ctrl+C to stop)")
+    try:
+        uvicorn.run(application, host="127.0.0.1", port=port, log_level="warning")
+    finally:
+        stop.set()
+        sim_thread.join(5)
+        for runtime in runtimes.values():
+            runtime.stop()
+        embedded.stop()
+
+
+@app.command()
+def agent(config: Annotated[Path, typer.Argument(help="Agent configuration file (TOML).")], verbose: bool = False) -> None:
+    """Run one edge agent from its configuration file."""
+    from agent.config import load_agent_settings
+    from agent.runtime import AgentRuntime
+    from agent.sources import load_sources
+
+    _logging(verbose)
+    try:
+        settings = load_agent_settings(config)
+        sources = load_sources(settings)
+    except ConfigError as exc:
+        _fail(str(exc))
+    runtime = AgentRuntime(settings, sources=sources)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    runtime.start()
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.stop()
+
+
+@device_app.command("add")
+def device_add(
+    device_id: Annotated[str, typer.Argument(help="Device id, e.g. cam-05.")],
+    kind: Annotated[str, typer.Option(help="face_terminal, window_camera, evaluator, pause_button or queue_gateway.")],
+    window: Annotated[list[str], typer.Option(help="Window served (repeat for several).")] = [],
+    hall: HallFile = DEFAULT_HALL,
+    db: Annotated[str, typer.Option(envvar="HALLWATCH_DATABASE_URL")] = DEFAULT_DB,
+    auth_dir: Annotated[Path, typer.Option(help="Mosquitto passwd/acl folder.")] = Path("/etc/hallwatch/broker"),
+    secret_dir: Annotated[Path, typer.Option(help="Where to write <device>.secret (mode 0600) for the device.")] = Path("var/secrets"),
+) -> None:
+    """Register a device and create its broker password and least-privilege ACL."""
+    from broker.mosquitto import BrokerAuthFiles
+    from broker.protocol import DeviceKind
+    from server.db import make_engine, migrate
+    from server.store import Store
+    from typing import get_args
+
+    hall_config = _load_hall(hall)
+    if kind not in get_args(DeviceKind):
+        _fail(f"--kind {kind!r}: must be one of {', '.join(get_args(DeviceKind))}")
+    unknown = set(window) - {w.id for w in hall_config.windows}
+    if unknown:
+        _fail(f"--window {sorted(unknown)}: not windows of {hall} ")
+    try:
+        password = BrokerAuthFiles(auth_dir).add_device(hall_config.hall.id, device_id)
+    except ValueError as exc:
+        _fail(str(exc))
+    engine = make_engine(db)
+    migrate(engine)
+    Store(engine).add_device(hall_config.hall.id, device_id, kind, window)
+    secret_dir.mkdir(parents=True, exist_ok=True)
+    secret = secret_dir / f"{device_id}.secret"
+    secret.touch(mode=0o600)
+    secret.write_text(password + "\n", encoding="utf-8")
+    console.print(f"device {device_id} registered; password in {secret} (copy it to the device, then delete it here)")
+    console.print(f"reload the broker to apply: [bold]pkill -HUP mosquitto[/]")
+
+
+@broker_app.command("add-server")
+def broker_add_server(
+    hall_id: Annotated[str, typer.Argument(help="Hall id the server serves.")],
+    auth_dir: Annotated[Path, typer.Option()] = Path("/etc/hallwatch/broker"),
+    secret_dir: Annotated[Path, typer.Option()] = Path("var/secrets"),
+) -> None:
+    """Create the server's broker user (reads all devices, writes config and commands)."""
+    from broker.mosquitto import BrokerAuthFiles
+
+    password = BrokerAuthFiles(auth_dir).add_server(hall_id)
+    secret_dir.mkdir(parents=True, exist_ok=True)
+    secret = secret_dir / "hallwatch-server.secret"
+    secret.touch(mode=0o600)
+    secret.write_text(password + "\n", encoding="utf-8")
+    console.print(f"server user created; password in {secret}")
+
+
+@broker_app.command("config")
+def broker_config(
+    auth_dir: Annotated[Path, typer.Option()] = Path("/etc/hallwatch/broker"),
+    port: int = 1883,
+    bind: str = "127.0.0.1",
+    persistence_dir: Annotated[Optional[Path], typer.Option()] = Path("/var/lib/mosquitto"),
+) -> None:
+    """Print a production mosquitto.conf using the generated passwd and acl files."""
+    from broker.mosquitto import render_mosquitto_conf
+
+    typer.echo(render_mosquitto_conf(auth_dir, port=port, bind=bind, persistence_dir=persistence_dir))

@@ -1,0 +1,224 @@
+"""The event store and the hall's current state, in one transaction per batch.
+
+Exactly-once storage rests on two unique keys, ``msg_id`` and
+``(device_id, boot, seq)``, and ``INSERT … ON CONFLICT DO NOTHING``: a
+redelivered or replayed message is counted as a duplicate and nothing else
+happens, whichever of the two keys it repeats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from broker.protocol import DeviceStatus, Event
+from server.db import DeviceRow, EventRow, RejectionRow, WindowRow
+from server.hall import HallConfig
+from server.validation import KnownDevice, Rejection
+from server.window_state import WindowFacts, apply_event, derive_state
+
+EXCERPT_BYTES = 300
+
+
+@dataclass
+class Inbound:
+    """One received MQTT message after validation."""
+
+    topic: str
+    payload: bytes
+    received: datetime
+    checked: Event | DeviceStatus | Rejection
+
+
+@dataclass
+class Changes:
+    """What one batch changed, for counters and WebSocket pushes."""
+
+    events: list[Event] = field(default_factory=list)
+    duplicates: int = 0
+    rejections: list[RejectionRow] = field(default_factory=list)
+    windows: dict[str, WindowRow] = field(default_factory=dict)
+    devices: dict[str, DeviceRow] = field(default_factory=dict)
+
+
+def _facts(row: WindowRow) -> WindowFacts:
+    return WindowFacts(
+        seat_state=row.seat_state,
+        seat_time=row.seat_time,
+        occupant=row.occupant,
+        paused=row.paused,
+        pause_reason=row.pause_reason,
+        pause_time=row.pause_time,
+    )
+
+
+class Store:
+    """All database work of the server; one instance per process."""
+
+    def __init__(self, engine: Engine, stale_factor: float = 3.0) -> None:
+        self.engine = engine
+        self.stale_factor = stale_factor
+        dialect = engine.dialect.name
+        self._insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
+
+    # --------------------------------------------------------- registry
+
+    def seed(self, hall: HallConfig) -> None:
+        """Make the hall file's windows and devices known (keeps their live state)."""
+        with Session(self.engine) as session, session.begin():
+            for spec in hall.windows:
+                row = session.get(WindowRow, spec.id) or WindowRow(id=spec.id, paused=False, state="unknown")
+                row.hall_id, row.name, row.department = hall.hall.id, spec.name, spec.department
+                row.camera_device = hall.camera_of(spec.id)
+                session.add(row)
+            for spec in hall.devices:
+                self._put_device(session, hall.hall.id, spec.id, spec.kind, spec.windows)
+
+    def add_device(self, hall_id: str, device_id: str, kind: str, windows: list[str]) -> None:
+        """Register (or re-register) one device."""
+        with Session(self.engine) as session, session.begin():
+            self._put_device(session, hall_id, device_id, kind, windows)
+
+    @staticmethod
+    def _put_device(session: Session, hall_id: str, device_id: str, kind: str, windows: list[str]) -> None:
+        row = session.get(DeviceRow, device_id) or DeviceRow(id=device_id, status="never_seen")
+        row.hall_id, row.kind, row.windows = hall_id, kind, list(windows)
+        session.add(row)
+
+    def device_statuses(self) -> dict[str, str]:
+        """Every device's health, for the windows' camera status."""
+        with Session(self.engine) as session:
+            return dict(session.execute(select(DeviceRow.id, DeviceRow.status)).tuples().all())
+
+    def registry(self) -> dict[str, KnownDevice]:
+        with Session(self.engine) as session:
+            return {
+                row.id: KnownDevice(row.hall_id, row.kind, frozenset(row.windows))
+                for row in session.scalars(select(DeviceRow))
+            }
+
+    # ----------------------------------------------------------- ingest
+
+    def ingest(self, batch: list[Inbound]) -> Changes:
+        """Store one batch atomically: rejections, new events, device and window state."""
+        changes = Changes()
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            events: list[tuple[Event, datetime]] = []
+            seen: set[Any] = set()
+            for item in batch:
+                checked = item.checked
+                if isinstance(checked, Rejection):
+                    row = RejectionRow(
+                        received_time=item.received,
+                        topic=item.topic[:300],
+                        device_id=checked.device_id,
+                        reason=checked.reason[:500],
+                        excerpt=item.payload[:EXCERPT_BYTES].decode("utf-8", "replace"),
+                    )
+                    session.add(row)
+                    changes.rejections.append(row)
+                elif isinstance(checked, DeviceStatus):
+                    self._apply_status(session, checked, item.received, changes)
+                else:
+                    keys = (checked.msg_id, (checked.device_id, checked.boot, checked.seq))
+                    if keys[0] in seen or keys[1] in seen:
+                        changes.duplicates += 1
+                        continue
+                    seen.update(keys)
+                    events.append((checked, item.received))
+            stored = self._insert_events(session, events)
+            changes.duplicates += len(events) - len(stored)
+            for event, received in events:
+                if str(event.msg_id) in stored:
+                    changes.events.append(event)
+                    self._apply_event(session, event, received, changes)
+            self._refresh_windows(session, changes)
+        return changes
+
+    def _insert_events(self, session: Session, events: list[tuple[Event, datetime]]) -> set[str]:
+        if not events:
+            return set()
+        rows = [
+            {
+                "msg_id": str(e.msg_id),
+                "hall_id": e.hall_id,
+                "device_id": e.device_id,
+                "boot": e.boot,
+                "seq": e.seq,
+                "type": e.type,
+                "window_id": getattr(e.body, "window_id", None),
+                "event_time": e.event_time,
+                "sent_time": e.sent_time,
+                "received_time": received,
+                "historical": e.historical,
+                "body": e.body.model_dump(mode="json"),
+            }
+            for e, received in events
+        ]
+        statement = self._insert(EventRow).on_conflict_do_nothing().returning(EventRow.msg_id)
+        return set(session.scalars(statement, rows).all())
+
+    def _apply_status(self, session: Session, status: DeviceStatus, received: datetime, changes: Changes) -> None:
+        row = session.get(DeviceRow, status.device_id)
+        if row is None or (row.boot is not None and status.boot < row.boot):
+            return  # a late will of an earlier run must not mark a live device offline
+        row.status = status.state
+        row.boot = status.boot
+        row.heartbeat_s = status.heartbeat_s
+        row.software = status.software
+        row.last_seen = received
+        changes.devices[row.id] = row
+
+    def _apply_event(self, session: Session, event: Event, received: datetime, changes: Changes) -> None:
+        device = session.get(DeviceRow, event.device_id)
+        if device is not None:
+            device.last_seen = received
+            if device.status == "stale":
+                device.status = "online"
+                changes.devices[device.id] = device
+        window_id = getattr(event.body, "window_id", None)
+        if window_id is None:
+            return
+        window = session.get(WindowRow, window_id)
+        if window is None:
+            return
+        facts = apply_event(_facts(window), event)
+        if facts != _facts(window):
+            window.seat_state, window.seat_time, window.occupant = facts.seat_state, facts.seat_time, facts.occupant
+            window.paused, window.pause_reason, window.pause_time = facts.paused, facts.pause_reason, facts.pause_time
+            window.state_since = window.state_since or event.event_time
+            changes.windows[window.id] = window
+
+    def _refresh_windows(self, session: Session, changes: Changes, now: datetime | None = None) -> None:
+        """Re-derive the state of every window touched by a fact or a device change."""
+        camera_ids = set(changes.devices)
+        windows = list(changes.windows.values())
+        if camera_ids:
+            windows += session.scalars(select(WindowRow).where(WindowRow.camera_device.in_(camera_ids))).all()
+        for window in windows:
+            camera = session.get(DeviceRow, window.camera_device) if window.camera_device else None
+            state = derive_state(_facts(window), camera.status if camera else None)  # type: ignore[arg-type]
+            if state != window.state:
+                window.state = state
+                moments = [t for t in (window.seat_time, window.pause_time) if t is not None]
+                window.state_since = now or (max(moments) if moments else None)
+                changes.windows[window.id] = window
+            elif window.camera_device in camera_ids:
+                changes.windows[window.id] = window  # its camera's health is news
+
+    def sweep(self, now: datetime) -> Changes:
+        """Mark silent devices stale and re-derive their windows (wall clock)."""
+        changes = Changes()
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            for row in session.scalars(select(DeviceRow).where(DeviceRow.status == "online")):
+                if row.last_seen and row.heartbeat_s and (now - row.last_seen).total_seconds() > self.stale_factor * row.heartbeat_s:
+                    row.status = "stale"
+                    changes.devices[row.id] = row
+            self._refresh_windows(session, changes, now)
+        return changes
