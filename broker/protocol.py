@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -43,6 +44,24 @@ event above this size is malformed or hostile."""
 
 Ident = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 """Hall, device, window and person ids: lowercase, safe inside a topic."""
+
+Counter = Annotated[int, Field(ge=1, le=2**31 - 1)]
+"""Boot counters and sequence numbers: positive and within a SQL INTEGER."""
+
+
+def _text(max_length: int) -> Any:
+    """Free text a person may read: bounded, no control characters (NUL breaks PostgreSQL)."""
+    return Annotated[str, StringConstraints(max_length=max_length, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+def _plausible(value: datetime) -> datetime:
+    if not 2000 <= value.year < 2100:
+        raise ValueError("time must be between the years 2000 and 2099")
+    return value
+
+
+HallTime = Annotated[AwareDatetime, AfterValidator(_plausible)]
+"""A timestamp with its UTC offset, in a plausible range (a zeroed device clock is rejected)."""
 
 EventType = Literal[
     "punch", "seat", "seat_heartbeat", "rating", "pause", "clerk_login", "heartbeat", "ack"
@@ -64,7 +83,7 @@ NEVER_DROPPED = 2
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------
@@ -91,7 +110,7 @@ class SeatBody(_Model):
     state: Literal["occupied", "vacant"]
     confidence: float = Field(ge=0, le=1)
     occupant: Ident | None = None
-    snapshot_id: str | None = Field(default=None, max_length=128)
+    snapshot_id: _text(128) | None = None
 
 
 class SeatHeartbeatBody(_Model):
@@ -109,7 +128,7 @@ class RatingBody(_Model):
     window_id: Ident
     level: int = Field(ge=1, le=5)
     clerk_id: Ident | None = None
-    ticket: str | None = Field(default=None, max_length=64)
+    ticket: _text(64) | None = None
 
 
 class PauseBody(_Model):
@@ -118,7 +137,7 @@ class PauseBody(_Model):
     window_id: Ident
     paused: bool
     source: Literal["evaluator", "button", "queue"]
-    reason: str | None = Field(default=None, max_length=200)
+    reason: _text(200) | None = None
 
 
 class ClerkLoginBody(_Model):
@@ -141,9 +160,9 @@ class AckBody(_Model):
     """A device acknowledges a command or a configuration version."""
 
     ref: Literal["command", "config"]
-    ref_id: str = Field(max_length=64)
+    ref_id: _text(64)
     ok: bool
-    detail: str | None = Field(default=None, max_length=500)
+    detail: _text(500) | None = None
 
 
 # --------------------------------------------------------------------------
@@ -156,10 +175,10 @@ class _Envelope(_Model):
     msg_id: uuid.UUID
     hall_id: Ident
     device_id: Ident
-    boot: int = Field(ge=1)
-    seq: int = Field(ge=1)
-    event_time: AwareDatetime
-    sent_time: AwareDatetime | None = None
+    boot: Counter
+    seq: Counter
+    event_time: HallTime
+    sent_time: HallTime | None = None
     historical: bool = False
 
 
@@ -258,12 +277,12 @@ class DeviceStatus(_Model):
     hall_id: Ident
     device_id: Ident
     kind: DeviceKind
-    boot: int = Field(ge=1)
+    boot: Counter
     state: Literal["online", "offline"]
-    time: AwareDatetime
+    time: HallTime
     heartbeat_s: float = Field(gt=0, le=3600)
-    software: str = Field(max_length=64)
-    reason: str | None = Field(default=None, max_length=200)
+    software: _text(64)
+    reason: _text(200) | None = None
 
 
 class ServerStatus(_Model):
@@ -272,7 +291,7 @@ class ServerStatus(_Model):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     state: Literal["online", "offline"]
-    time: AwareDatetime
+    time: HallTime
 
 
 class DeviceConfig(_Model):
@@ -280,8 +299,8 @@ class DeviceConfig(_Model):
     answers with an ``ack`` event (ref ``config``, ref_id = version)."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    version: int = Field(ge=1)
-    issued_at: AwareDatetime
+    version: Counter
+    issued_at: HallTime
     settings: dict[str, Any]
 
 
@@ -292,7 +311,7 @@ class Command(_Model):
     cmd_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     name: Literal["ping", "snapshot", "reload_config"]
     args: dict[str, Any] = Field(default_factory=dict)
-    issued_at: AwareDatetime
+    issued_at: HallTime
 
 
 # --------------------------------------------------------------------------
@@ -302,13 +321,23 @@ class Command(_Model):
 Channel = Literal["evt", "status", "cfg", "cmd"]
 
 
+_IDENT = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
 def device_topic(hall_id: str, device_id: str, channel: Channel, event_type: str | None = None) -> str:
     """The topic of one device channel; events add their type as last level."""
+    for value in (hall_id, device_id):
+        if not _IDENT.fullmatch(value):
+            raise ValueError(f"not a valid id for a topic: {value!r}")
+    if channel not in ("evt", "status", "cfg", "cmd"):
+        raise ValueError(f"unknown channel {channel!r}")
     base = f"{TOPIC_ROOT}/{hall_id}/dev/{device_id}/{channel}"
     if channel == "evt":
         if event_type not in EVENT_MODELS:
             raise ValueError(f"unknown event type {event_type!r}")
         return f"{base}/{event_type}"
+    if event_type is not None:
+        raise ValueError(f"only events have a type level, not {channel!r}")
     return base
 
 
@@ -322,7 +351,7 @@ def server_subscriptions(hall_id: str) -> list[str]:
     return [f"{TOPIC_ROOT}/{hall_id}/dev/+/evt/+", f"{TOPIC_ROOT}/{hall_id}/dev/+/status"]
 
 _DEVICE_TOPIC = re.compile(
-    rf"^{re.escape(TOPIC_ROOT)}/(?P<hall>[^/]+)/dev/(?P<device>[^/]+)/(?P<channel>evt|status|cfg|cmd)(?:/(?P<type>[^/]+))?$"
+    rf"{re.escape(TOPIC_ROOT)}/(?P<hall>[^/]+)/dev/(?P<device>[^/]+)/(?P<channel>evt|status|cfg|cmd)(?:/(?P<type>[^/]+))?"
 )
 
 
@@ -335,12 +364,14 @@ class TopicInfo(_Model):
 
 def parse_device_topic(topic: str) -> TopicInfo:
     """Split a device topic; raises ValueError naming what is wrong."""
-    match = _DEVICE_TOPIC.match(topic)
+    match = _DEVICE_TOPIC.fullmatch(topic)
     if not match:
         raise ValueError(f"not a HallWatch device topic: {topic!r}")
     channel = match["channel"]
     if (channel == "evt") != (match["type"] is not None):
         raise ValueError(f"malformed topic {topic!r}: events need a type level, other channels none")
+    if match["type"] is not None and match["type"] not in EVENT_MODELS:
+        raise ValueError(f"unknown event type {match['type']!r} in topic {topic!r}")
     return TopicInfo(
         hall_id=match["hall"], device_id=match["device"], channel=channel, event_type=match["type"]
     )

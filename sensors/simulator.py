@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import logging
 import random
 import threading
@@ -39,13 +40,23 @@ CLOSE = dtime(18, 0)
 
 
 class SimClock:
-    """Hall time running ``speed`` times faster than real time; can jump ahead."""
+    """Hall time running ``speed`` times faster than real time.
 
-    def __init__(self, start: datetime, speed: float) -> None:
+    With a ``state_file`` the clock survives a restart of the simulator the
+    way a device's real-time clock survives a reboot: it resumes where it
+    was plus the time spent down, so event times never run backwards.
+    """
+
+    def __init__(self, start: datetime, speed: float, state_file: Path | None = None) -> None:
         self._lock = threading.Lock()
-        self._origin = start
-        self._t0 = time.monotonic()
         self.speed = speed
+        self._state_file = state_file
+        self._origin, self._t0 = start, time.monotonic()
+        if state_file is not None and state_file.exists():
+            saved = json.loads(state_file.read_text())
+            down_s = max(0.0, time.time() - saved["wall"])
+            resumed = datetime.fromisoformat(saved["hall"]) + timedelta(seconds=down_s * speed)
+            self._origin = max(start, resumed)
 
     def __call__(self) -> datetime:
         with self._lock:
@@ -57,6 +68,14 @@ class SimClock:
             now = self._origin + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
             if moment > now:
                 self._origin, self._t0 = moment, time.monotonic()
+
+    def save(self) -> None:
+        """Remember the current hall time (atomically) for the next start."""
+        if self._state_file is None:
+            return
+        tmp = self._state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"hall": self().isoformat(), "wall": time.time()}))
+        tmp.replace(self._state_file)
 
 
 @dataclass
@@ -115,7 +134,11 @@ class SimulatedHall:
         """Run days until ``stop`` is set."""
         while not stop.is_set():
             self._start_day()
+            saved = 0.0
             while self._queue and not stop.is_set():
+                if time.monotonic() - saved >= 1:
+                    self.clock.save()
+                    saved = time.monotonic()
                 due, _, process = self._queue[0]
                 wait = (due - self.clock()).total_seconds() / self.clock.speed
                 if wait > 0:

@@ -121,7 +121,8 @@ def _start_simulation(hall, broker_url, state_dir, credentials_dir, speed, start
         begin = datetime.combine(datetime.now(HALL_TZ).date(), dtime(hh, mm), HALL_TZ)
     except ValueError:
         _fail(f"--start {start!r}: expected HH:MM")
-    clock = SimClock(begin, speed)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    clock = SimClock(begin, speed, state_file=state_dir / "clock.json")
     runtimes = simulated_runtimes(hall, broker_url, state_dir, clock, credentials_dir=credentials_dir, heartbeat_s=heartbeat)
     for runtime in runtimes.values():
         runtime.start()

@@ -188,7 +188,13 @@ class Ingestor:
         for item in inbound:
             if isinstance(item.checked, Rejection):
                 log.warning("rejected %s: %s", item.topic, item.checked.reason)
-        changes = self._with_retry(lambda: self.store.ingest(inbound))
+        try:
+            changes = self._with_retry(lambda: self.store.ingest(inbound))
+        except Exception:  # one unstorable message must not stop ingest
+            log.exception("batch refused by the database; storing its messages one by one")
+            changes = Changes()
+            for item in inbound:
+                changes.merge(self._store_alone(item))
         for raw in batch:
             if raw.qos > 0 and raw.generation == self._generation:
                 self._client.ack(raw.mid, raw.qos)
@@ -197,6 +203,15 @@ class Ingestor:
         self.counters.duplicates += changes.duplicates
         self.counters.rejected += len(changes.rejections)
         self._publish(changes)
+
+    def _store_alone(self, item: Inbound) -> Changes:
+        """Store one message; if the database refuses it, keep it as a rejection."""
+        try:
+            return self._with_retry(lambda: self.store.ingest([item]))
+        except Exception as exc:
+            device = getattr(item.checked, "device_id", None)
+            refused = Rejection(f"the database refused it: {type(exc).__name__}: {exc}"[:500], device)
+            return self._with_retry(lambda: self.store.ingest([Inbound(item.topic, item.payload, item.received, refused)]))
 
     def _publish(self, changes: Changes) -> None:
         if changes.events or changes.windows or changes.devices or changes.rejections or changes.duplicates:

@@ -46,6 +46,13 @@ class Changes:
     windows: dict[str, WindowRow] = field(default_factory=dict)
     devices: dict[str, DeviceRow] = field(default_factory=dict)
 
+    def merge(self, other: Changes) -> None:
+        self.events += other.events
+        self.duplicates += other.duplicates
+        self.rejections += other.rejections
+        self.windows |= other.windows
+        self.devices |= other.devices
+
 
 def _facts(row: WindowRow) -> WindowFacts:
     return WindowFacts(
@@ -94,7 +101,7 @@ class Store:
     def device_statuses(self) -> dict[str, str]:
         """Every device's health, for the windows' camera status."""
         with Session(self.engine) as session:
-            return dict(session.execute(select(DeviceRow.id, DeviceRow.status)).tuples().all())
+            return {device_id: status for device_id, status in session.execute(select(DeviceRow.id, DeviceRow.status))}
 
     def registry(self) -> dict[str, KnownDevice]:
         with Session(self.engine) as session:
@@ -117,9 +124,9 @@ class Store:
                     row = RejectionRow(
                         received_time=item.received,
                         topic=item.topic[:300],
-                        device_id=checked.device_id,
-                        reason=checked.reason[:500],
-                        excerpt=item.payload[:EXCERPT_BYTES].decode("utf-8", "replace"),
+                        device_id=checked.device_id[:64] if checked.device_id else None,
+                        reason=checked.reason[:500].replace("\x00", "\ufffd"),
+                        excerpt=item.payload[:EXCERPT_BYTES].decode("utf-8", "replace").replace("\x00", "\ufffd"),
                     )
                     session.add(row)
                     changes.rejections.append(row)
@@ -138,7 +145,7 @@ class Store:
                 if str(event.msg_id) in stored:
                     changes.events.append(event)
                     self._apply_event(session, event, received, changes)
-            self._refresh_windows(session, changes)
+            self._refresh_windows(session, changes, max((item.received for item in batch), default=None))
         return changes
 
     def _insert_events(self, session: Session, events: list[tuple[Event, datetime]]) -> set[str]:
@@ -192,22 +199,29 @@ class Store:
         if facts != _facts(window):
             window.seat_state, window.seat_time, window.occupant = facts.seat_state, facts.seat_time, facts.occupant
             window.paused, window.pause_reason, window.pause_time = facts.paused, facts.pause_reason, facts.pause_time
-            window.state_since = window.state_since or event.event_time
             changes.windows[window.id] = window
 
-    def _refresh_windows(self, session: Session, changes: Changes, now: datetime | None = None) -> None:
-        """Re-derive the state of every window touched by a fact or a device change."""
+    def _refresh_windows(self, session: Session, changes: Changes, now: datetime | None) -> None:
+        """Re-derive the state of every window touched by a fact or a device change.
+
+        A state that changed because of a fact dates from that fact; one that
+        changed because a camera came or went dates from ``now`` (when the
+        server learnt it), so "unknown for 2 h" is never shown at once.
+        """
         camera_ids = set(changes.devices)
+        by_fact = set(changes.windows)
         windows = list(changes.windows.values())
         if camera_ids:
-            windows += session.scalars(select(WindowRow).where(WindowRow.camera_device.in_(camera_ids))).all()
+            windows += session.scalars(
+                select(WindowRow).where(WindowRow.camera_device.in_(camera_ids), WindowRow.id.not_in(by_fact))
+            ).all()
         for window in windows:
             camera = session.get(DeviceRow, window.camera_device) if window.camera_device else None
             state = derive_state(_facts(window), camera.status if camera else None)  # type: ignore[arg-type]
             if state != window.state:
                 window.state = state
                 moments = [t for t in (window.seat_time, window.pause_time) if t is not None]
-                window.state_since = now or (max(moments) if moments else None)
+                window.state_since = max(moments) if window.id in by_fact and moments else now
                 changes.windows[window.id] = window
             elif window.camera_device in camera_ids:
                 changes.windows[window.id] = window  # its camera's health is news

@@ -32,3 +32,46 @@ def require_executable(name: str) -> str:
     require(path is not None, f"{name} is not installed (apt-get install mosquitto mosquitto-clients postgresql)")
     assert path is not None
     return path
+
+
+# --------------------------------------------------------------------------
+# Databases: a throwaway PostgreSQL cluster per session, a fresh database
+# per test on both backends.
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A running throwaway PostgreSQL cluster (see tests/pg_proc.py).
+
+    ``pg_cluster.url`` is ``postgresql://postgres@127.0.0.1:PORT/hallwatch_test``;
+    ``pg_cluster.create_database()`` returns the URL of a new empty database.
+    Skips locally / fails in CI when the PostgreSQL server is not installed.
+    """
+    try:
+        from pg_proc import find_pg_bindir, start_postgres
+    except ImportError:  # tests/ became a package
+        from tests.pg_proc import find_pg_bindir, start_postgres
+
+    bindir = find_pg_bindir()
+    require(bindir is not None, "PostgreSQL server (initdb, pg_ctl) is not installed (apt-get install postgresql)")
+    with start_postgres(bindir) as cluster:
+        yield cluster
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def db_url(request, tmp_path):
+    """The URL of a fresh, empty database: SQLite in tmp_path, or a new
+    database on the session's PostgreSQL cluster (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/t.db"
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.create_database()
+    yield url
+    cluster.drop_database(url.rsplit("/", 1)[1])

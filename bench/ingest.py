@@ -1,0 +1,791 @@
+"""Ingest benchmark: end-to-end latency and sustained rate, against a plain-subscriber baseline.
+
+    .venv/bin/python bench/ingest.py [--events N] [--rate R] [--db sqlite|URL]
+
+One run starts its own Mosquitto (temporary config, free loopback port,
+anonymous) and the real server (``python -m server.cli server`` in its own
+process, fresh SQLite database in a temporary directory), then measures:
+
+1. **Latency** — M rating events (``--latency-events``, default 2000) from the
+   hall's evaluators at a fixed ``--rate`` (default 200/s), QoS 1; a WebSocket
+   client on ``/ws`` stamps the arrival of each ``{"kind": "event"}`` message.
+   Latency = WebSocket arrival - publish call, both on this process's
+   monotonic clock.  Reported: p50, p99, max.
+2. **Sustained ingest** — N fresh events (``--events``, default 50,000)
+   published as fast as one paho client can (QoS 1, 1000 in flight); the rate
+   is N / (first publish -> ``/api/stats`` ``accepted`` reaching N more).
+3. **Baseline** — the identical N payloads published again, on topics the
+   server does not subscribe to, drained by a plain paho subscriber in its own
+   process (QoS 1, ``json.loads`` of each payload, nothing else); the rate is
+   N / (first publish -> last message received).
+
+Everything (broker, server, temporary files) is stopped and removed at the end,
+also on error or Ctrl-C; ``--timeout`` (default 270 s) bounds the whole run.
+Prints a table and writes it as Markdown to ``bench/results/ingest-<date>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+
+DEFAULT_HALL = ROOT / "config" / "halls" / "demo.toml"
+RESULTS = ROOT / "bench" / "results"
+PUBLISH_INFLIGHT = 1000
+MAX_OUTSTANDING = 20_000  # paho's message ids wrap at 65535 and are not checked for reuse
+STATS_POLL_S = 0.05
+
+
+# ---------------------------------------------------------------------------
+# small helpers
+# ---------------------------------------------------------------------------
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(what: str, predicate: Any, timeout: float, interval: float = 0.05) -> Any:
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _die_with_parent() -> None:
+    """Child processes get SIGKILL if the bench itself is killed (Linux)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Linear-interpolated percentile (numpy's default method)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def http_json(port: int, path: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        return json.load(response)
+
+
+def new_client(client_id: str, *, clean_session: bool = True) -> mqtt.Client:
+    return mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session, protocol=mqtt.MQTTv311
+    )
+
+
+# ---------------------------------------------------------------------------
+# machine description
+# ---------------------------------------------------------------------------
+
+
+def machine_info(mosquitto: str) -> dict[str, str]:
+    import sqlite3
+
+    import paho.mqtt
+    import pydantic
+    import sqlalchemy
+    import uvicorn
+
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    try:
+        out = subprocess.run([mosquitto, "-h"], capture_output=True, text=True, timeout=5)
+        mosq_version = (out.stdout or out.stderr).splitlines()[0].replace("mosquitto version", "").strip()
+    except (OSError, IndexError, subprocess.SubprocessError):
+        mosq_version = "unknown"
+    mem = "unknown"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
+        mem = f"{kib / 1024 / 1024:.1f} GiB"
+    return {
+        "CPU": cpu,
+        "Cores": str(os.cpu_count()),
+        "Memory": mem,
+        "OS": f"{platform.system()} {platform.release()}",
+        "Python": platform.python_version(),
+        "Mosquitto": mosq_version,
+        "Libraries": (
+            f"paho-mqtt {paho.mqtt.__version__}, pydantic {pydantic.VERSION}, SQLAlchemy {sqlalchemy.__version__}, "
+            f"uvicorn {uvicorn.__version__}, SQLite {sqlite3.sqlite_version}"
+        ),
+    }
+
+
+# ---------------------------------------------------------------------------
+# processes: Mosquitto, the server, the baseline subscriber
+# ---------------------------------------------------------------------------
+
+
+def find_mosquitto() -> str:
+    import shutil
+
+    path = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto") if os.path.exists(p)), None
+    )
+    if path is None:
+        raise BenchError("mosquitto is not installed (apt-get install mosquitto)")
+    return path
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self, sig: int = signal.SIGTERM, grace: float = 15.0) -> None:
+        if not self.alive():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.send_signal(sig)
+        try:
+            self.popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.kill()
+            self.popen.wait(5)
+
+
+def spawn(name: str, argv: list[str], log: Path, **kwargs: Any) -> Proc:
+    handle = log.open("wb")
+    try:
+        popen = subprocess.Popen(  # noqa: S603
+            argv, stdout=handle, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, **kwargs
+        )
+    finally:
+        handle.close()
+    return Proc(name, popen, log)
+
+
+def start_mosquitto(executable: str, workdir: Path, inflight: int) -> tuple[Proc, int]:
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                "# HallWatch ingest bench: throwaway anonymous broker on loopback",
+                f"listener {port} 127.0.0.1",
+                "allow_anonymous true",
+                "persistence false",
+                "max_queued_messages 1000000",
+                f"max_inflight_messages {inflight}",
+                "log_dest stderr",
+                "log_type error",
+                "log_type warning",
+                "",
+            ]
+        )
+    )
+    proc = spawn("mosquitto", [executable, "-c", str(conf)], workdir / "mosquitto.log")
+
+    def listening() -> bool:
+        if not proc.alive():
+            raise BenchError(f"mosquitto exited:\n{proc.tail()}")
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until("mosquitto to listen", listening, 10)
+    return proc, port
+
+
+def start_server(hall: Path, db_url: str, broker_port: int, workdir: Path) -> tuple[Proc, int]:
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "server.cli", "server",
+        "--hall", str(hall), "--db", db_url,
+        "--broker", f"mqtt://127.0.0.1:{broker_port}", "--port", str(port),
+    ]  # fmt: skip
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = spawn("server", argv, workdir / "server.log", cwd=ROOT, env=env)
+
+    def answering() -> bool:
+        if not proc.alive():
+            raise BenchError(f"the server exited:\n{proc.tail()}")
+        try:
+            http_json(port, "/api/stats")
+        except OSError:
+            return False
+        return True
+
+    wait_until("the server's /api/stats", answering, 60, 0.1)
+    return proc, port
+
+
+def start_baseline_subscriber(broker_port: int, topic: str, count: int, workdir: Path) -> Proc:
+    argv = [sys.executable, str(Path(__file__).resolve()), "--baseline-subscriber",
+            "--broker-port", str(broker_port), "--topic", topic, "--events", str(count)]  # fmt: skip
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = spawn("baseline subscriber", argv, workdir / "baseline.log", cwd=ROOT, env=env)
+    wait_until("the baseline subscriber to subscribe", lambda: _subscriber_line(proc, "READY"), 20)
+    return proc
+
+
+def _subscriber_line(proc: Proc, prefix: str) -> str | None:
+    if not proc.alive() and proc.popen.returncode not in (0, None):
+        raise BenchError(f"the baseline subscriber exited:\n{proc.tail()}")
+    with contextlib.suppress(OSError):
+        for line in proc.log.read_text().splitlines():
+            if line.startswith(prefix):
+                return line
+    return None
+
+
+def baseline_subscriber_main(port: int, topic: str, count: int, timeout: float) -> int:
+    """The baseline: a plain QoS 1 paho subscriber that json-decodes each payload."""
+    received = 0
+    first = last = 0.0
+    done = threading.Event()
+
+    def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        client.subscribe(topic, qos=1)
+
+    def on_subscribe(client: mqtt.Client, userdata: Any, mid: Any, reasons: Any, props: Any) -> None:
+        print("READY", flush=True)
+
+    def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        nonlocal received, first, last
+        json.loads(msg.payload)
+        received += 1
+        if received == 1:
+            first = time.monotonic()
+        if received == count:
+            last = time.monotonic()
+            done.set()
+
+    client = new_client(f"bench-baseline-{os.getpid()}")
+    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+    client.connect("127.0.0.1", port, 30)
+    client.loop_start()
+    finished = done.wait(timeout)
+    client.disconnect()
+    client.loop_stop()
+    print("RESULT " + json.dumps({"received": received, "first": first, "last": last, "complete": finished}), flush=True)
+    return 0 if finished else 1
+
+
+# ---------------------------------------------------------------------------
+# the publisher and the WebSocket listener
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Message:
+    msg_id: str
+    topic: str
+    payload: bytes
+
+
+class Publisher:
+    """One paho client, QoS 1, with a large in-flight window."""
+
+    def __init__(self, port: int) -> None:
+        self.client = new_client(f"bench-publisher-{os.getpid()}")
+        self.client.max_inflight_messages_set(PUBLISH_INFLIGHT)
+        self.client.max_queued_messages_set(0)
+        self._lock = threading.Lock()
+        self.acked = 0
+        self.sent = 0
+        self.retained: dict[str, bytes] = {}
+        connected = threading.Event()
+        self.client.on_connect = lambda *args: connected.set()
+        self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port, 30)
+        self.client.loop_start()
+        if not connected.wait(10):
+            raise BenchError("the publisher could not connect to mosquitto")
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        with self._lock:
+            self.acked += 1
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.retained[msg.topic] = msg.payload
+
+    def watch(self, topic: str) -> None:
+        self.client.subscribe(topic, qos=1)
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        while self.sent - self.acked >= MAX_OUTSTANDING:
+            time.sleep(0.001)
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise BenchError(f"publish failed: {mqtt.error_string(info.rc)}")
+        self.sent += 1
+
+    def wait_acked(self, timeout: float) -> float:
+        """Wait until the broker acknowledged everything sent; returns the time it did."""
+        wait_until("the broker to acknowledge every publish", lambda: self.acked >= self.sent, timeout, 0.001)
+        return time.monotonic()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.disconnect()
+        with contextlib.suppress(Exception):
+            self.client.loop_stop()
+
+
+@dataclass
+class WsListener:
+    """A live-page stand-in: stamps each event message as it arrives."""
+
+    url: str
+    arrivals: dict[str, float] = field(default_factory=dict)
+    events: int = 0
+    messages: int = 0
+    closed_at: float | None = None
+    close_reason: str = ""
+
+    def __post_init__(self) -> None:
+        from websockets.sync.client import connect
+
+        self._stop = threading.Event()
+        self._ws = connect(self.url, max_size=None, max_queue=4096, open_timeout=10)
+        self._thread = threading.Thread(target=self._run, name="ws-listener", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        while not self._stop.is_set():
+            try:
+                raw = self._ws.recv(timeout=0.2)
+            except TimeoutError:
+                continue
+            except ConnectionClosed as exc:
+                if not self._stop.is_set():
+                    self.closed_at = time.monotonic()
+                    self.close_reason = str(exc)
+                return
+            now = time.monotonic()
+            self.messages += 1
+            message = json.loads(raw)
+            if message.get("kind") == "event":
+                self.events += 1
+                self.arrivals.setdefault(message["event"]["msg_id"], now)
+
+    def close(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            self._ws.close()
+        self._thread.join(5)
+
+
+# ---------------------------------------------------------------------------
+# events
+# ---------------------------------------------------------------------------
+
+
+class EventFactory:
+    """Valid rating events from the hall's evaluators, fresh msg_id, increasing seq."""
+
+    def __init__(self, hall: Any, boot: int, seed: int = 1) -> None:
+        self.hall_id = hall.hall.id
+        self.devices = [(d.id, d.windows[0]) for d in hall.devices if d.kind == "evaluator" and d.windows]
+        if not self.devices:
+            raise BenchError("the hall has no evaluator with a window; the bench publishes rating events")
+        self.boot = boot
+        self.seq = {device: 0 for device, _ in self.devices}
+        self.rng = random.Random(seed)
+
+    def make(self, count: int) -> list[Message]:
+        from broker.protocol import RatingBody, device_topic, encode, make_event
+
+        out = []
+        now = datetime.now(timezone.utc)
+        for i in range(count):
+            device, window = self.devices[i % len(self.devices)]
+            self.seq[device] += 1
+            event = make_event(
+                hall_id=self.hall_id,
+                device_id=device,
+                boot=self.boot,
+                seq=self.seq[device],
+                event_time=now,
+                body=RatingBody(window_id=window, level=self.rng.randint(1, 5), ticket=f"B{i:06d}"),
+            )
+            out.append(Message(str(event.msg_id), device_topic(self.hall_id, device, "evt", "rating"), encode(event)))
+        return out
+
+    def births(self) -> list[Message]:
+        from broker.protocol import DeviceStatus, device_topic, encode
+
+        now = datetime.now(timezone.utc)
+        return [
+            Message(
+                "",
+                device_topic(self.hall_id, device, "status"),
+                encode(DeviceStatus(hall_id=self.hall_id, device_id=device, kind="evaluator", boot=self.boot,
+                                    state="online", time=now, heartbeat_s=60, software="bench")),  # fmt: skip
+            )
+            for device, _ in self.devices
+        ]
+
+
+# ---------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    machine: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def rows(self) -> Iterator[tuple[str, str, str]]:
+        for section, items in (("Machine", self.machine), ("Input", self.inputs), ("Result", self.figures)):
+            for i, (key, value) in enumerate(items.items()):
+                yield (section if i == 0 else "", key, value)
+
+    def markdown(self, command: str) -> str:
+        lines = [
+            f"# Ingest benchmark, {date.today().isoformat()}",
+            "",
+            f"Command: `{command}`",
+            "",
+            "| | Item | Value |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {s} | {k} | {v.replace('|', '/')} |" for s, k, v in self.rows()]
+        if self.notes:
+            lines += ["", *[f"- {n}" for n in self.notes]]
+        return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStack) -> None:
+    from server.hall import load_hall
+
+    hall = load_hall(args.hall)
+    mosquitto = find_mosquitto()
+    results.machine = machine_info(mosquitto)
+    external_db = args.db != "sqlite"
+    boot = int(time.time()) if external_db else 1  # a reused database must not see (device, boot, seq) again
+    factory = EventFactory(hall, boot)
+
+    tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="hallwatch-bench-")))
+    args.workdir = tmp
+    db_url = args.db if external_db else f"sqlite:///{tmp / 'hallwatch.db'}"
+
+    print(f"building {args.latency_events + args.events + 2 * len(factory.devices)} events ...", flush=True)
+    warmup = factory.make(2 * len(factory.devices))
+    latency_msgs = factory.make(args.latency_events)
+    sustained_msgs = factory.make(args.events)
+    baseline_root = f"bench/baseline/{hall.hall.id}"
+    payload_bytes = sum(len(m.payload) for m in sustained_msgs) / len(sustained_msgs)
+
+    results.inputs = {
+        "Hall": f"{hall.hall.id} ({args.hall.relative_to(ROOT) if args.hall.is_relative_to(ROOT) else args.hall}), "
+        f"{len(factory.devices)} evaluators publishing",
+        "Event": f"rating, QoS 1, {payload_bytes:.0f} B JSON payload on average",
+        "Database": "SQLite (fresh file, WAL, synchronous=NORMAL)" if not external_db else args.db.split("@")[-1],
+        "Broker": f"Mosquitto, anonymous, loopback, max_inflight_messages {args.inflight or 'unlimited'}",
+        "Latency run": f"{args.latency_events} events at {args.rate:g}/s (after {len(warmup)} warm-up events)",
+        "Sustained run": f"{args.events} events, one publisher, {PUBLISH_INFLIGHT} in flight",
+        "Baseline run": f"same {args.events} payloads, plain paho subscriber (QoS 1, json.loads)",
+    }
+
+    # Processes first (before this process has threads: fork + preexec_fn).
+    broker, broker_port = start_mosquitto(mosquitto, tmp, args.inflight)
+    cleanup.callback(broker.stop, signal.SIGTERM, 5)
+    baseline_sub = start_baseline_subscriber(broker_port, f"{baseline_root}/#", args.events, tmp)
+    cleanup.callback(baseline_sub.stop, signal.SIGTERM, 5)
+    print(f"mosquitto on 127.0.0.1:{broker_port}; starting the server ...", flush=True)
+    server, http_port = start_server(args.hall, db_url, broker_port, tmp)
+    cleanup.callback(server.stop, signal.SIGINT, 20)
+
+    publisher = Publisher(broker_port)
+    cleanup.callback(publisher.close)
+    from broker.protocol import server_status_topic
+
+    status_topic = server_status_topic(hall.hall.id)
+    publisher.watch(status_topic)
+    wait_until("the server's retained online status",
+               lambda: b'"online"' in publisher.retained.get(status_topic, b""), 30)  # fmt: skip
+
+    # Device births (retained), as the agents send them on connect.
+    for birth in factory.births():
+        publisher.publish(birth.topic, birth.payload, retain=True)
+    publisher.wait_acked(10)
+    ours = {d for d, _ in factory.devices}
+    with contextlib.suppress(BenchError):
+        wait_until("the devices to be online",
+                   lambda: all(d["status"] == "online" for d in http_json(http_port, "/api/devices") if d["id"] in ours),
+                   10, 0.1)  # fmt: skip
+
+    ws = WsListener(f"ws://127.0.0.1:{http_port}/ws")
+    cleanup.callback(ws.close)
+
+    # Warm-up: first statements compiled, first WebSocket frames sent.
+    for m in warmup:
+        publisher.publish(m.topic, m.payload)
+    wait_until("the warm-up events on the WebSocket", lambda: all(m.msg_id in ws.arrivals for m in warmup), 20)
+
+    # ---- 1. latency at a fixed, modest rate
+    print(f"latency: {len(latency_msgs)} events at {args.rate:g}/s ...", flush=True)
+    published: dict[str, float] = {}
+    interval = 1.0 / args.rate
+    start = time.monotonic()
+    for i, m in enumerate(latency_msgs):
+        delay = start + i * interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        published[m.msg_id] = time.monotonic()
+        publisher.publish(m.topic, m.payload)
+    publish_span = time.monotonic() - start
+    with contextlib.suppress(BenchError):
+        wait_until("the latency events on the WebSocket", lambda: all(k in ws.arrivals for k in published), 15)
+    latencies = [(ws.arrivals[k] - t) * 1000 for k, t in published.items() if k in ws.arrivals]
+    missing = len(published) - len(latencies)
+
+    # ---- 2. sustained ingest, as fast as the publisher can
+    print(f"sustained: {len(sustained_msgs)} events as fast as possible ...", flush=True)
+    publisher.wait_acked(30)
+    stats0 = http_json(http_port, "/api/stats")
+    target = stats0["accepted"] + len(sustained_msgs)
+    ws_events0 = ws.events
+    stored_at: list[float] = []
+    last_stats: dict[str, int] = dict(stats0)
+    stop_polling = threading.Event()
+
+    def poll() -> None:
+        while not stop_polling.is_set():
+            with contextlib.suppress(OSError, ValueError):
+                stats = http_json(http_port, "/api/stats")
+                last_stats.update(stats)
+                if stats["accepted"] >= target:
+                    stored_at.append(time.monotonic())
+                    return
+            time.sleep(STATS_POLL_S)
+
+    poller = threading.Thread(target=poll, name="stats-poller", daemon=True)
+    cpu0 = {"server": cpu_seconds(server.pid), "mosquitto": cpu_seconds(broker.pid), "bench": sum(os.times()[:2])}
+    poller.start()
+    t0 = time.monotonic()
+    for m in sustained_msgs:
+        publisher.publish(m.topic, m.payload)
+    t_handed = time.monotonic()
+    t_acked = publisher.wait_acked(120)
+    budget = max(10.0, args.deadline - time.monotonic() - 60)  # leave time for the baseline and cleanup
+    poller.join(budget)
+    stop_polling.set()
+    poller.join(2)
+    t_end = stored_at[0] if stored_at else time.monotonic()
+    cpu1 = {"server": cpu_seconds(server.pid), "mosquitto": cpu_seconds(broker.pid), "bench": sum(os.times()[:2])}
+    stored = last_stats["accepted"] - stats0["accepted"]
+    server_rate = stored / (t_end - t0)
+    ws_events = ws.events - ws_events0
+    sustained_wall = t_end - t0
+
+    # ---- 3. baseline: the same payloads to a plain subscriber
+    print(f"baseline: the same {len(sustained_msgs)} payloads to a plain paho subscriber ...", flush=True)
+    cpu_b0 = {"subscriber": cpu_seconds(baseline_sub.pid), "mosquitto": cpu_seconds(broker.pid), "bench": sum(os.times()[:2])}
+    b0 = time.monotonic()
+    for m in sustained_msgs:
+        publisher.publish(f"bench/baseline/{m.topic}", m.payload)
+    b_acked = publisher.wait_acked(120)
+    line = wait_until("the baseline subscriber to finish", lambda: _subscriber_line(baseline_sub, "RESULT"),
+                      max(10.0, args.deadline - time.monotonic() - 20), 0.02)  # fmt: skip
+    cpu_b1 = {"subscriber": cpu_seconds(baseline_sub.pid), "mosquitto": cpu_seconds(broker.pid), "bench": sum(os.times()[:2])}
+    base = json.loads(line.split(" ", 1)[1])
+    base_end = base["last"] if base["complete"] else time.monotonic()
+    base_rate = base["received"] / (base_end - b0)
+    base_wall = base_end - b0
+
+    # ---- figures
+    final = http_json(http_port, "/api/stats")
+    complete = stored >= len(sustained_msgs)
+    results.figures = {
+        "Latency p50": f"{percentile(latencies, 50):.1f} ms",
+        "Latency p99": f"{percentile(latencies, 99):.1f} ms",
+        "Latency max": f"{max(latencies):.1f} ms" if latencies else "n/a",
+        "Latency sample": f"{len(latencies)} of {len(published)} events seen on /ws"
+        f"{f' ({missing} missing)' if missing else ''}, published over {publish_span:.1f} s",
+        "Server ingest": f"{server_rate:,.0f} events/s"
+        f"{'' if complete else f' (INCOMPLETE: {stored} of {len(sustained_msgs)} stored)'}"
+        f" — {stored:,} stored in {sustained_wall:.2f} s",
+        "Baseline subscriber": f"{base_rate:,.0f} events/s — {base['received']:,} received in {base_wall:.2f} s"
+        f"{'' if base['complete'] else ' (INCOMPLETE)'}",
+        "Ratio server / baseline": f"{server_rate / base_rate:.2f}× ({base_rate / server_rate:.1f}× slower)",
+        "Publisher alone": f"sustained run: all {len(sustained_msgs):,} acked by the broker after {t_acked - t0:.2f} s "
+        f"({len(sustained_msgs) / (t_acked - t0):,.0f}/s); baseline run: {b_acked - b0:.2f} s",
+        "CPU, sustained run": f"server {cpu1['server'] - cpu0['server']:.1f} s, mosquitto "
+        f"{cpu1['mosquitto'] - cpu0['mosquitto']:.1f} s, bench {cpu1['bench'] - cpu0['bench']:.1f} s "
+        f"in {sustained_wall:.1f} s wall",
+        "CPU, baseline run": f"subscriber {cpu_b1['subscriber'] - cpu_b0['subscriber']:.1f} s, mosquitto "
+        f"{cpu_b1['mosquitto'] - cpu_b0['mosquitto']:.1f} s, bench {cpu_b1['bench'] - cpu_b0['bench']:.1f} s "
+        f"in {base_wall:.1f} s wall",
+        "Server counters": f"accepted {final['accepted']}, duplicates {final['duplicates']}, "
+        f"rejected {final['rejected']}, historical {final['historical']}",
+        "WebSocket, sustained run": f"{ws_events:,} of {len(sustained_msgs):,} event messages received"
+        + (f"; disconnected by the server after {ws.closed_at - t0:.1f} s" if ws.closed_at else ""),
+    }
+    if t_handed - t0 > 0:
+        results.notes.append(
+            f"The publisher handed all sustained events to paho in {t_handed - t0:.2f} s; "
+            "rates count from the first publish call."
+        )
+    if final["duplicates"] or final["rejected"]:
+        results.notes.append("The server counted duplicates or rejections: the input was not all fresh, valid events.")
+
+
+def render(results: Results) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"HallWatch ingest benchmark ({date.today().isoformat()})", show_lines=False)
+    table.add_column("")
+    table.add_column("Item", style="bold")
+    table.add_column("Value")
+    previous = None
+    for section, key, value in results.rows():
+        if section and previous is not None:
+            table.add_section()
+        table.add_row(section, key, value)
+        previous = section
+    console = Console()
+    console.print(table)
+    for note in results.notes:
+        console.print(f"• {note}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=50_000, help="events in the sustained and baseline runs (50000)")
+    parser.add_argument("--rate", type=float, default=200.0, help="publish rate of the latency run, events/s (200)")
+    parser.add_argument("--latency-events", type=int, default=2000, help="events in the latency run (2000)")
+    parser.add_argument("--db", default="sqlite", help="'sqlite' (fresh temporary file) or a scratch database URL")
+    parser.add_argument("--hall", type=Path, default=DEFAULT_HALL, help="hall file (config/halls/demo.toml)")
+    parser.add_argument("--inflight", type=int, default=0,
+                        help="Mosquitto max_inflight_messages; 0 = unlimited (default), 20 = Mosquitto's default")
+    parser.add_argument("--timeout", type=float, default=270.0, help="hard limit for the whole run, seconds (270)")
+    parser.add_argument("--no-save", action="store_true", help="do not write bench/results/ingest-<date>.md")
+    parser.add_argument("--output", type=Path, help="Markdown file to write instead of bench/results/ingest-<date>.md")
+    # internal: the baseline subscriber runs as a child process of the bench
+    parser.add_argument("--baseline-subscriber", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--broker-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--topic", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.events < 1 or args.latency_events < 1 or args.rate <= 0:
+        parser.error("--events, --latency-events and --rate must be positive")
+    args.hall = args.hall.resolve()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.baseline_subscriber:
+        return baseline_subscriber_main(args.broker_port, args.topic, args.events, args.timeout)
+
+    args.deadline = time.monotonic() + args.timeout
+
+    def on_signal(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise BenchError(f"the run exceeded --timeout {args.timeout:.0f} s")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(int(args.timeout) + 1)
+
+    results = Results()
+    command = "python bench/ingest.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    try:
+        with contextlib.ExitStack() as cleanup:
+            try:
+                run(args, results, cleanup)
+            except BaseException:
+                workdir = getattr(args, "workdir", None)
+                for log in ("server.log", "mosquitto.log", "baseline.log") if workdir else ():
+                    with contextlib.suppress(OSError):
+                        text = (workdir / log).read_text(errors="replace").strip()
+                        if text:
+                            print(f"--- {log} (last lines) ---\n" + "\n".join(text.splitlines()[-20:]), file=sys.stderr)
+                raise
+            finally:
+                signal.alarm(int(max(1, args.deadline - time.monotonic())) + 30)  # cleanup gets its own bound
+    except (BenchError, KeyboardInterrupt) as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.alarm(0)
+
+    render(results)
+    if not args.no_save:
+        out = args.output or RESULTS / f"ingest-{date.today().isoformat()}.md"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(results.markdown(command.strip()))
+        print(f"written to {out.relative_to(ROOT) if out.resolve().is_relative_to(ROOT) else out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""README command 1: the demo hall answers and its windows change state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from pathlib import Path
+
+import httpx
+import websockets
+from mosquitto_proc import free_port
+from procs import Proc, wait_for, wait_http
+
+
+def test_demo_page_answers_and_windows_change_state(tmp_path: Path) -> None:
+    port = free_port()
+    demo = Proc(
+        "demo",
+        ["demo", "--port", str(port), "--broker-port", str(free_port()), "--data-dir", str(tmp_path / "demo"), "--speed", "120"],
+        tmp_path,
+    ).start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        started = time.monotonic()
+        wait_http(f"{base}/", demo, timeout=180)
+        assert time.monotonic() - started < 180
+
+        page = httpx.get(f"{base}/").text
+        assert "<html" in page and 'lang="zh-CN"' in page
+        for asset in re.findall(r'(?:src|href)="([^"]+)"', page):
+            assert not asset.startswith(("http:", "https:", "//")), f"the page loads {asset} from outside the hall"
+            assert httpx.get(f"{base}/{asset.lstrip('/')}").status_code == 200, asset
+
+        windows = httpx.get(f"{base}/api/windows").json()
+        assert len(windows) >= 12
+
+        async def window_pushes() -> list[dict]:
+            seen: list[dict] = []
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as socket:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and len({(w["id"], w["state"]) for w in seen}) < 6:
+                    message = json.loads(await asyncio.wait_for(socket.recv(), 30))
+                    if message["kind"] == "window":
+                        seen.append(message["window"])
+            return seen
+
+        pushed = asyncio.run(window_pushes())
+        states = {(w["id"], w["state"]) for w in pushed}
+        assert len(states) >= 6, f"windows pushed over the WebSocket: {states}"
+        assert {"staffed", "vacant"} <= {state for _, state in states} | {
+            w["state"] for w in httpx.get(f"{base}/api/windows").json()
+        }
+        devices = httpx.get(f"{base}/api/devices").json()
+        assert sum(d["status"] == "online" for d in devices) == 17
+        wait_for(lambda: httpx.get(f"{base}/api/stats").json()["accepted"] > 50, 30, "events stored")
+    finally:
+        demo.terminate()
+    # uvicorn shuts down gracefully, then re-raises SIGTERM as its exit status.
+    assert demo.popen is not None and demo.popen.returncode in (0, -15), demo.log()
