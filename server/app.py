@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broker.connection import BrokerSettings
+from broker.timeutil import Clock, shanghai_now
 from server.db import DeviceRow, EventRow, RejectionRow, WindowRow, make_engine, migrate
 from server.hall import HallConfig, load_hall
 from server.ingest import Ingestor
@@ -75,8 +76,12 @@ def _messages(changes: Changes, store: Store, ingestor: Ingestor) -> list[dict[s
     return messages
 
 
-def create_app(settings: ServerSettings, hall: HallConfig | None = None) -> FastAPI:
-    """Build the whole server; the MQTT session starts with the app's lifespan."""
+def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: Clock = shanghai_now) -> FastAPI:
+    """Build the whole server; the MQTT session starts with the app's lifespan.
+
+    ``clock`` is the hall's clock shown to people (the demo passes its
+    simulator's faster clock); device staleness always uses the wall clock.
+    """
     hall = hall or load_hall(settings.hall_file)
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -101,7 +106,12 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None) -> Fast
 
     @app.get("/api/hall")
     def get_hall() -> dict[str, Any]:
-        return {"id": hall.hall.id, "name": hall.hall.name, "timezone": hall.hall.timezone}
+        return {
+            "id": hall.hall.id,
+            "name": hall.hall.name,
+            "timezone": hall.hall.timezone,
+            "clock": {"now": clock().isoformat(), "speed": getattr(clock, "speed", 1.0)},
+        }
 
     @app.get("/api/windows")
     def get_windows() -> list[dict[str, Any]]:

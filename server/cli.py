@@ -155,9 +155,9 @@ def demo(
         database_url=f"sqlite:///{(data_dir / 'hallwatch.db').resolve()}",
         broker=BrokerSettings(url=embedded.url),
     )
-    application = create_app(settings, hall_config)
     stop = threading.Event()
     runtimes, simulator = _start_simulation(hall_config, embedded.url, data_dir / "devices", None, speed, "07:58", seed, 5.0)
+    application = create_app(settings, hall_config, clock=simulator.clock)
     sim_thread = threading.Thread(target=simulator.run, args=(stop,), name="simulator", daemon=True)
     sim_thread.start()
     console.print(f"[bold green]示范大厅已启动 demo hall running:[/] http://127.0.0.1:{port}  (Ctrl+C to stop)")

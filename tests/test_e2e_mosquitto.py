@@ -37,8 +37,9 @@ def doc_example(name: str) -> dict:
 
 
 @pytest.fixture
-def hall(tmp_path: Path):
-    """Mosquitto with generated passwd/ACL, and the server logged in as its own user."""
+def hall(tmp_path: Path, db_url: str):
+    """Mosquitto with generated passwd/ACL, and the server logged in as its own user,
+    storing to SQLite and (second run) PostgreSQL."""
     pub = require_executable("mosquitto_pub")
     auth = BrokerAuthFiles(tmp_path / "auth")
     secrets = {name: auth.add_device("demo", name) for name in ("cam-01", "cam-99")}
@@ -50,7 +51,7 @@ def hall(tmp_path: Path):
         server = server_proc(
             tmp_path,
             broker_url=broker.url,
-            db_url=f"sqlite:///{tmp_path}/hw.db",
+            db_url=db_url,
             port=port,
             extra=["--username", "hallwatch-server", "--password-file", str(server_pw)],
         ).start()

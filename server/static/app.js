@@ -2,7 +2,7 @@
  * HallWatch 窗口值守实时监控页 (live monitoring page). Plain JS, no dependencies.
  *
  * Server contract (same origin):
- *   GET /api/hall           -> {id, name, timezone}
+ *   GET /api/hall           -> {id, name, timezone, clock: {now: ISO-8601, speed}}
  *   GET /api/windows        -> [{id, name, department, state: staffed|paused|vacant|unknown,
  *                                state_since: ISO-8601|null, seat_state: occupied|vacant|null,
  *                                occupant, paused, pause_reason, camera_device,
@@ -26,7 +26,7 @@
   var STATE_ICONS = { staffed: "✓", paused: "⏸\uFE0E", vacant: "✕", unknown: "?" };
   var DEVICE_STATUS_ICONS = { online: "●", offline: "✕", stale: "!", never_seen: "–" };
   var DEVICE_STATUS_ORDER = { offline: 0, stale: 1, never_seen: 2, online: 3 };
-  var HIDDEN_EVENT_TYPES = { seat_heartbeat: true };
+  var HIDDEN_EVENT_TYPES = { seat_heartbeat: true, heartbeat: true };
 
   // ---------------------------------------------------------------- i18n
   var I18N = {
@@ -242,6 +242,16 @@
 
   function pad2(n) { return (n < 10 ? "0" : "") + n; }
 
+  // The hall's clock as the server keeps it (/api/hall "clock"): the wall
+  // clock in production, the simulator's faster clock in the demo, so that
+  // "time in state" and the header agree with the events' times.
+  var hallClock = { at: null, wallAt: 0, speed: 1 };
+
+  function hallNow() {
+    if (hallClock.at === null) return new Date();
+    return new Date(hallClock.at + (Date.now() - hallClock.wallAt) * hallClock.speed);
+  }
+
   var WEEKDAYS = {
     zh: ["星期日", "星期一", "星期二", "星期三", "星期四", "星期五", "星期六"],
     en: ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
@@ -258,7 +268,7 @@
     var d = parseTime(iso);
     if (!d) return "—";
     var p = partsInTz(d);
-    var now = partsInTz(new Date());
+    var now = partsInTz(hallNow());
     var hms = p.h + ":" + p.mi + ":" + p.s;
     if (p.y === now.y && p.mo === now.mo && p.d === now.d) return hms;
     if (p.y === now.y) return p.mo + "-" + p.d + " " + hms;
@@ -279,11 +289,11 @@
   function durationText(w) {
     var since = parseTime(w.state_since);
     if (!since) return t("card.durationUnknown");
-    return formatDuration(Date.now() - since.getTime());
+    return formatDuration(hallNow().getTime() - since.getTime());
   }
 
   function renderClock() {
-    var p = partsInTz(new Date());
+    var p = partsInTz(hallNow());
     $("clock").textContent = p.y + "-" + p.mo + "-" + p.d + " " +
       (WEEKDAYS[lang][p.wd] || "") + " " + p.h + ":" + p.mi + ":" + p.s;
   }
@@ -646,6 +656,9 @@
       hall.id = h.id || null;
       hall.name = h.name || null;
       hall.timezone = h.timezone || DEFAULT_TZ;
+      if (h.clock && !isNaN(Date.parse(h.clock.now))) {
+        hallClock = { at: Date.parse(h.clock.now), wallAt: Date.now(), speed: h.clock.speed || 1 };
+      }
       if (!formatter(hall.timezone)) hall.timezone = DEFAULT_TZ;
 
       var nextOrder = [];
