@@ -200,3 +200,16 @@ def test_bad_agent_file_names_file_key_and_reason(tmp_path: Path) -> None:
     message = " ".join(result.stderr.split())
     assert str(config) in message.replace(" ", "") or config.name in message
     assert "device.hall_id" in message and "device.kind" in message
+
+
+def test_unknown_source_kind_is_refused_at_start(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        '[device]\nhall_id = "demo"\ndevice_id = "cam-01"\nkind = "window_camera"\n'
+        '[outbox]\npath = "x.db"\n[[sources]]\nkind = "no-such-camera"\nurl = "rtsp://10.0.0.5/1"\n'
+    )
+    result = subprocess.run([sys.executable, "-m", "server.cli", "agent", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2
+    assert "sources[0].kind" in message and "no-such-camera" in message
+    assert not (tmp_path / "x.db").exists(), "nothing started"
