@@ -1,0 +1,139 @@
+"""A hall's rules as data: schedule, thresholds, deadlines, patrols.
+
+Presets in ``config/policies/`` carry the values of the regulations in
+``shared/seeds`` with a citation for each; a hall names a preset and
+overrides any value in its own file.  Everything is validated at start.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Session(_Strict):
+    """One stretch of opening hours, e.g. the morning 08:00–12:00."""
+
+    name: str = Field(min_length=1, max_length=20)
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Session:
+        if self.end <= self.start:
+            raise ValueError(f"session {self.name!r} ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class Schedule(_Strict):
+    """When windows are open.  Outside these sessions a window is *closed*."""
+
+    sessions: list[Session] = Field(min_length=1)
+    extended_service: Session | None = None
+    """Lunch-time duty (延时服务): open only for windows on the duty roster."""
+    working_days_only: bool = True
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> Schedule:
+        spans = sorted(self.sessions, key=lambda s: s.start)
+        for first, second in zip(spans, spans[1:]):
+            if second.start < first.end:
+                raise ValueError(f"sessions {first.name!r} and {second.name!r} overlap")
+        return self
+
+
+class Thresholds(_Strict):
+    """How long each condition may last before it is a finding (seconds)."""
+
+    vacant_grace_s: int = Field(ge=0, le=4 * 3600)
+    """Seat empty, no pause, no excuse: after this long it is 空岗."""
+    pause_max_s: int = Field(ge=60, le=8 * 3600)
+    """Longest allowed pause; beyond it the clerk is 脱岗."""
+    away_overrun_s: int = Field(ge=60, le=8 * 3600)
+    """Away from the seat this long (paused or not) counts as absence for attendance."""
+    unexpected_person_s: int = Field(ge=0, le=4 * 3600)
+    """Someone not on the window's roster (or an unregistered substitute) may sit this long."""
+    clerk_mismatch_s: int = Field(ge=0, le=4 * 3600)
+    """The evaluator's logged-in clerk may differ from the seated clerk this long."""
+    device_fault_s: int = Field(ge=0, le=4 * 3600)
+    """A camera offline or stale this long during open hours raises a device fault."""
+
+
+class Escalation(_Strict):
+    """What happens to an alert nobody acknowledges."""
+
+    repeat_s: int = Field(ge=60, le=24 * 3600)
+    """Remind (sound again) this often while unacknowledged."""
+    escalate_after_s: int = Field(ge=60, le=24 * 3600)
+    """Raise the severity one level after this long unacknowledged."""
+
+
+class Deadlines(_Strict):
+    """Deadlines counted in working days (national calendar with 调休)."""
+
+    dispute_working_days: int = Field(ge=1, le=30)
+    """A window lead may dispute a patrol finding within this many working days."""
+    callback_working_days: int = Field(ge=1, le=30)
+    """A bad rating's work order must be called back within this many working days."""
+    rectify_working_days: int = Field(ge=1, le=60)
+    """…and handled (rectified) within this many."""
+
+
+class PatrolRound(_Strict):
+    name: str = Field(min_length=1, max_length=20)
+    at: time
+
+
+class Patrols(_Strict):
+    rounds: list[PatrolRound] = Field(min_length=1)
+    """Scheduled hall patrols each working day (e.g. one morning, one afternoon)."""
+    cctv_halfdays_per_week: float = Field(ge=0, le=10)
+    """Minimum CCTV (monitoring) patrol time per week, in half days."""
+
+
+class Policy(_Strict):
+    """A complete, validated policy.  ``sources`` cites where each value comes from."""
+
+    name: str = Field(min_length=1, max_length=60)
+    schedule: Schedule
+    thresholds: Thresholds
+    escalation: Escalation
+    deadlines: Deadlines
+    patrols: Patrols
+    sources: dict[str, str] = Field(default_factory=dict)
+    """Dotted key (e.g. ``thresholds.pause_max_s``) → citation of the regulation text."""
+
+    @model_validator(mode="after")
+    def _sources_name_real_keys(self) -> Policy:
+        known = set(leaf_keys(self.model_dump(exclude={"sources", "name"})))
+        unknown = sorted(set(self.sources) - known)
+        if unknown:
+            raise ValueError(f"sources cite keys that are not in the policy: {unknown}")
+        return self
+
+
+def leaf_keys(data: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of every value in nested dicts (lists count as one value)."""
+    if isinstance(data, dict):
+        keys: list[str] = []
+        for key, value in data.items():
+            keys += leaf_keys(value, f"{prefix}{key}.")
+        return keys
+    return [prefix.rstrip(".")]
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge a hall's overrides into a preset (tables merge, values replace)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
