@@ -119,6 +119,51 @@ class RejectionRow(Base):
     excerpt: Mapped[str] = mapped_column(Text)
 
 
+class DeviceHealthRow(Base):
+    """Each change of a device's health, in hall time, so a day can be replayed."""
+
+    __tablename__ = "device_health"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class LeaveRow(Base):
+    """The leave / outing / substitution register (请假、外出、替岗登记)."""
+
+    __tablename__ = "leaves"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # leave | outing | substitute
+    person_id: Mapped[str] = mapped_column(String(64), index=True)
+    window_id: Mapped[str] = mapped_column(String(64), index=True)
+    start: Mapped[datetime] = mapped_column(UTCDateTime)
+    end: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+
+class AlertRow(Base):
+    """An alert: at most one active per (window, type); raised → acknowledged → cleared."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("window_id", "type", "raised_at", name="uq_alerts_episode"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    window_id: Mapped[str] = mapped_column(String(64), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    condition_since: Mapped[datetime] = mapped_column(UTCDateTime)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    live: Mapped[bool] = mapped_column(Boolean)
+    rule: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    threshold_s: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    evidence: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout for the API's readers."""
     if url.startswith("sqlite:///"):

@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from broker.protocol import DeviceStatus, Event
-from server.db import DeviceRow, EventRow, RejectionRow, WindowRow
+from broker.timeutil import Clock, shanghai_now
+from server.db import DeviceHealthRow, DeviceRow, EventRow, RejectionRow, WindowRow
 from server.hall import HallConfig
 from server.validation import KnownDevice, Rejection
 from server.window_state import WindowFacts, apply_event, derive_state
@@ -68,9 +69,12 @@ def _facts(row: WindowRow) -> WindowFacts:
 class Store:
     """All database work of the server; one instance per process."""
 
-    def __init__(self, engine: Engine, stale_factor: float = 3.0) -> None:
+    def __init__(self, engine: Engine, stale_factor: float = 3.0, clock: Clock = shanghai_now) -> None:
         self.engine = engine
         self.stale_factor = stale_factor
+        self.clock = clock
+        """Hall time, for the device-health history the rules replay (the
+        simulator's clock in the demo); staleness itself uses the wall clock."""
         dialect = engine.dialect.name
         self._insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
 
@@ -175,11 +179,17 @@ class Store:
         row = session.get(DeviceRow, status.device_id)
         if row is None or (row.boot is not None and status.boot < row.boot):
             return  # a late will of an earlier run must not mark a live device offline
-        row.status = status.state
+        self._set_status(session, row, status.state, changes)
         row.boot = status.boot
         row.heartbeat_s = status.heartbeat_s
         row.software = status.software
         row.last_seen = received
+
+    def _set_status(self, session: Session, row: DeviceRow, status: str, changes: Changes) -> None:
+        """Change a device's health and keep the change in its history."""
+        if row.status != status:
+            session.add(DeviceHealthRow(device_id=row.id, time=self.clock(), status=status))
+        row.status = status
         changes.devices[row.id] = row
 
     def _apply_event(self, session: Session, event: Event, received: datetime, changes: Changes) -> None:
@@ -187,8 +197,7 @@ class Store:
         if device is not None:
             device.last_seen = received
             if device.status == "stale":
-                device.status = "online"
-                changes.devices[device.id] = device
+                self._set_status(session, device, "online", changes)
         window_id = getattr(event.body, "window_id", None)
         if window_id is None:
             return
@@ -232,7 +241,6 @@ class Store:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             for row in session.scalars(select(DeviceRow).where(DeviceRow.status == "online")):
                 if row.last_seen and row.heartbeat_s and (now - row.last_seen).total_seconds() > self.stale_factor * row.heartbeat_s:
-                    row.status = "stale"
-                    changes.devices[row.id] = row
+                    self._set_status(session, row, "stale", changes)
             self._refresh_windows(session, changes, now)
         return changes
