@@ -128,6 +128,18 @@ def new_client(client_id: str, *, clean_session: bool = True) -> mqtt.Client:
 # ---------------------------------------------------------------------------
 
 
+def code_version() -> str:
+    """The commit the server ran from, and whether its code had uncommitted changes."""
+    try:
+        sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "server", "broker"],
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "not a git checkout"
+    return f"git {sha}" + (" with uncommitted changes in server/ or broker/" if dirty else "")
+
+
 def machine_info(mosquitto: str) -> dict[str, str]:
     import sqlite3
 
@@ -325,7 +337,8 @@ def baseline_subscriber_main(port: int, topic: str, count: int, timeout: float) 
     finished = done.wait(timeout)
     client.disconnect()
     client.loop_stop()
-    print("RESULT " + json.dumps({"received": received, "first": first, "last": last, "complete": finished}), flush=True)
+    cpu = sum(os.times()[:2])
+    print("RESULT " + json.dumps({"received": received, "first": first, "last": last, "complete": finished, "cpu": cpu}), flush=True)
     return 0 if finished else 1
 
 
@@ -542,6 +555,7 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
     payload_bytes = sum(len(m.payload) for m in sustained_msgs) / len(sustained_msgs)
 
     results.inputs = {
+        "Server code": code_version(),
         "Hall": f"{hall.hall.id} ({args.hall.relative_to(ROOT) if args.hall.is_relative_to(ROOT) else args.hall}), "
         f"{len(factory.devices)} evaluators publishing",
         "Event": f"rating, QoS 1, {payload_bytes:.0f} B JSON payload on average",
@@ -612,6 +626,7 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
     target = stats0["accepted"] + len(sustained_msgs)
     ws_events0 = ws.events
     stored_at: list[float] = []
+    half_at: list[float] = []
     last_stats: dict[str, int] = dict(stats0)
     stop_polling = threading.Event()
 
@@ -620,6 +635,8 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
             with contextlib.suppress(OSError, ValueError):
                 stats = http_json(http_port, "/api/stats")
                 last_stats.update(stats)
+                if not half_at and stats["accepted"] >= target - len(sustained_msgs) // 2:
+                    half_at.append(time.monotonic())
                 if stats["accepted"] >= target:
                     stored_at.append(time.monotonic())
                     return
@@ -655,6 +672,7 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
                       min(120.0, max(10.0, args.deadline - time.monotonic() - 20)), 0.02)  # fmt: skip
     cpu_b1 = {"subscriber": cpu_seconds(baseline_sub.pid), "mosquitto": cpu_seconds(broker.pid), "bench": sum(os.times()[:2])}
     base = json.loads(line.split(" ", 1)[1])
+    cpu_b1["subscriber"] = base["cpu"]  # the subscriber has exited: it reports its own CPU time
     base_end = base["last"] if base["complete"] else time.monotonic()
     base_rate = base["received"] / (base_end - b0)
     base_wall = base_end - b0
@@ -671,17 +689,23 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
         "Server ingest": f"{server_rate:,.0f} events/s"
         f"{'' if complete else f' (INCOMPLETE: {stored} of {len(sustained_msgs)} stored)'}"
         f" — {stored:,} stored in {sustained_wall:.2f} s",
+        "Server ingest, by half": (
+            f"first {len(sustained_msgs) // 2:,} stored after {half_at[0] - t0:.2f} s, "
+            f"the rest in {t_end - half_at[0]:.2f} s"
+            if half_at and stored_at else "n/a"
+        ),
         "Baseline subscriber": f"{base_rate:,.0f} events/s — {base['received']:,} received in {base_wall:.2f} s"
         f"{'' if base['complete'] else ' (INCOMPLETE)'}",
         "Ratio server / baseline": f"{server_rate / base_rate:.2f}× ({base_rate / server_rate:.1f}× slower)",
-        "Publisher alone": f"sustained run: all {len(sustained_msgs):,} acked by the broker after {t_acked - t0:.2f} s "
+        "Publisher (broker acks)": f"sustained run: all {len(sustained_msgs):,} acked by the broker after {t_acked - t0:.2f} s "
         f"({len(sustained_msgs) / (t_acked - t0):,.0f}/s); baseline run: {b_acked - b0:.2f} s",
         "CPU, sustained run": f"server {cpu1['server'] - cpu0['server']:.1f} s, mosquitto "
         f"{cpu1['mosquitto'] - cpu0['mosquitto']:.1f} s, bench {cpu1['bench'] - cpu0['bench']:.1f} s "
-        f"in {sustained_wall:.1f} s wall",
+        f"in {sustained_wall:.1f} s wall; server {(cpu1['server'] - cpu0['server']) / max(stored, 1) * 1e6:.0f} µs CPU per event",
         "CPU, baseline run": f"subscriber {cpu_b1['subscriber'] - cpu_b0['subscriber']:.1f} s, mosquitto "
         f"{cpu_b1['mosquitto'] - cpu_b0['mosquitto']:.1f} s, bench {cpu_b1['bench'] - cpu_b0['bench']:.1f} s "
-        f"in {base_wall:.1f} s wall",
+        f"in {base_wall:.1f} s wall; subscriber "
+        f"{(cpu_b1['subscriber'] - cpu_b0['subscriber']) / max(base['received'], 1) * 1e6:.0f} µs CPU per event",
         "Server counters": f"accepted {final['accepted']}, duplicates {final['duplicates']}, "
         f"rejected {final['rejected']}, historical {final['historical']}",
         "WebSocket, sustained run": f"{ws_events:,} of {len(sustained_msgs):,} event messages received"

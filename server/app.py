@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Query, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, Field
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,7 +22,10 @@ from server.db import DeviceRow, EventRow, RejectionRow, WindowRow, make_engine,
 from server.hall import HallConfig, load_hall
 from server.ingest import Ingestor
 from server.serialize import device_json, event_json, window_json
+from server.calendar_files import load_calendar
+from server.policy_files import load_policy
 from server.store import Changes, Store
+from server.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -33,6 +37,10 @@ class ServerSettings:
     database_url: str
     broker: BrokerSettings
     stale_factor: float = 3.0
+
+
+class Acknowledgement(BaseModel):
+    by: str = Field(min_length=1, max_length=64)
 
 
 class Hub:
@@ -72,6 +80,7 @@ def _messages(changes: Changes, store: Store, ingestor: Ingestor) -> list[dict[s
         {"kind": "window", "window": window_json(w, cameras.get(w.camera_device or ""))} for w in changes.windows.values()
     ]
     messages += [{"kind": "event", "event": event_json(e)} for e in changes.events]
+    messages += [{"kind": "alert", "alert": alert} for alert in changes.alerts]
     messages.append({"kind": "stats", "stats": ingestor.counters.as_dict()})
     return messages
 
@@ -85,10 +94,14 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
     hall = hall or load_hall(settings.hall_file)
     engine = make_engine(settings.database_url)
     migrate(engine)
-    store = Store(engine, stale_factor=settings.stale_factor)
+    store = Store(engine, stale_factor=settings.stale_factor, clock=clock)
     store.seed(hall)
+    policy = load_policy(hall.policy.preset, hall.policy.overrides, source=settings.hall_file)
+    supervisor = Supervisor(engine, hall, policy, load_calendar(hall.calendars), clock)
     hub = Hub()
-    ingestor = Ingestor(store, hall.hall.id, settings.broker, lambda changes: hub.publish(_messages(changes, store, ingestor)))
+    ingestor = Ingestor(
+        store, hall.hall.id, settings.broker, lambda changes: hub.publish(_messages(changes, store, ingestor)), supervisor=supervisor
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -146,6 +159,24 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
             query = query.where(EventRow.historical == historical)
         with Session(engine) as session:
             return [event_json(row) | {"boot": row.boot, "seq": row.seq} for row in session.scalars(query)]
+
+    @app.get("/api/alerts")
+    def get_alerts(active: bool = False, limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+        """Alerts newest first; ``active`` keeps those not yet cleared."""
+        return supervisor.alerts(active_only=active, limit=limit)
+
+    @app.post("/api/alerts/{alert_id}/ack")
+    def acknowledge(alert_id: int, body: Acknowledgement) -> dict[str, Any]:
+        alert = supervisor.acknowledge(alert_id, body.by)
+        if alert is None:
+            raise HTTPException(404, f"no alert {alert_id}")
+        hub.publish([{"kind": "alert", "alert": alert}])
+        return alert
+
+    @app.get("/api/policy")
+    def get_policy() -> dict[str, Any]:
+        """The policy in force, with the source of every value."""
+        return policy.model_dump(mode="json")
 
     @app.get("/api/rejections")
     def get_rejections(limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:

@@ -172,6 +172,63 @@ def demo(
 
 
 @app.command()
+def replay(
+    day: Annotated[str, typer.Argument(help="The day to re-run, YYYY-MM-DD (hall time).")],
+    hall: HallFile = DEFAULT_HALL,
+    db: Annotated[str, typer.Option(envvar="HALLWATCH_DATABASE_URL")] = DEFAULT_DB,
+    preset: Annotated[Optional[str], typer.Option(help="Another policy preset to try.")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a policy value, e.g. thresholds.vacant_grace_s=600.")] = [],
+    output: Annotated[Optional[Path], typer.Option(help="Write the JSON report here (default: print).")] = None,
+) -> None:
+    """Re-run a stored day under the hall's policy or a changed one; report alerts and differences."""
+    from datetime import date as _date
+
+    from server.calendar_files import load_calendar
+    from server.db import make_engine, migrate
+    from server.policy_files import load_policy
+    from server.replay import replay_day, to_json
+    from server.rules.calendar import CalendarGapError
+
+    hall_config = _load_hall(hall)
+    try:
+        when = _date.fromisoformat(day)
+    except ValueError:
+        _fail(f"day {day!r}: expected YYYY-MM-DD")
+    overrides = dict(hall_config.policy.overrides)
+    for item in set_:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            _fail(f"--set {item!r}: expected key=value")
+        node = overrides
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = _parse_value(raw)
+    try:
+        policy = load_policy(preset or hall_config.policy.preset, overrides, source=hall)
+        calendar = load_calendar(hall_config.calendars)
+        engine = make_engine(db)
+        migrate(engine)
+        report = to_json(replay_day(engine, hall_config, policy, calendar, when))
+    except (ConfigError, CalendarGapError) as exc:
+        _fail(str(exc))
+    if output:
+        output.write_text(report + "\n", encoding="utf-8")
+    else:
+        typer.echo(report)
+
+
+def _parse_value(raw: str) -> object:
+    """A --set value as TOML would read it (number, boolean, time or string)."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+@app.command()
 def agent(config: Annotated[Path, typer.Argument(help="Agent configuration file (TOML).")], verbose: bool = False) -> None:
     """Run one edge agent from its configuration file."""
     from agent.config import load_agent_settings

@@ -7,6 +7,7 @@ It seeds the device registry at server start; devices added later with
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -29,6 +30,20 @@ class WindowSpec(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     department: str = Field(min_length=1, max_length=100)
     clerks: list[Ident] = Field(default_factory=list)
+    """The roster: A post first, then B post(s) and the window lead (AB岗)."""
+    lunch_duty: bool = False
+    """On the lunch-time extended-service duty roster (延时服务)."""
+    staffed: bool = True
+    """False for a window not staffed at all (planned closure)."""
+
+
+class PolicyChoice(BaseModel):
+    """Which preset of config/policies/ the hall follows, and its own changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str = "qujiang-2023"
+    overrides: dict[str, Any] = Field(default_factory=dict)
 
 
 class DeviceSpec(BaseModel):
@@ -43,6 +58,9 @@ class HallConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hall: HallInfo
+    policy: PolicyChoice = Field(default_factory=PolicyChoice)
+    calendars: list[Path] = Field(default_factory=list)
+    """Hall calendar files (next year's schedule, local days off); relative to this file."""
     windows: list[WindowSpec] = Field(min_length=1)
     devices: list[DeviceSpec] = Field(default_factory=list)
 
@@ -68,4 +86,6 @@ class HallConfig(BaseModel):
 
 
 def load_hall(path: Path) -> HallConfig:
-    return load_toml(path, HallConfig)
+    hall = load_toml(path, HallConfig)
+    hall.calendars = [c if c.is_absolute() else (path.parent / c).resolve() for c in hall.calendars]
+    return hall

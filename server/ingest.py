@@ -30,6 +30,7 @@ from broker.connection import BrokerSettings, make_client
 from broker.protocol import ServerStatus, device_topic, encode, server_status_topic, server_subscriptions
 from server.db import EventRow, RejectionRow
 from server.store import Changes, Inbound, Store
+from server.supervisor import Supervisor
 from server.validation import KnownDevice, Rejection, check_message
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Ingestor:
         broker: BrokerSettings,
         on_changes: Callable[[Changes], None],
         *,
+        supervisor: Supervisor | None = None,
         batch_max: int = 500,
         sweep_s: float = 2.0,
     ) -> None:
@@ -77,6 +79,7 @@ class Ingestor:
         self.hall_id = hall_id
         self.broker = broker
         self.on_changes = on_changes
+        self.supervisor = supervisor
         self.batch_max = batch_max
         self.sweep_s = sweep_s
         self.counters = self._initial_counters()
@@ -172,7 +175,9 @@ class Ingestor:
                 self._store_batch(batch)
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + self.sweep_s
-                self._publish(self._with_retry(lambda: self.store.sweep(utc_now())))
+                changes = self._with_retry(lambda: self.store.sweep(utc_now()))
+                self._supervise(changes, every_window=True)
+                self._publish(changes)
 
     def _with_retry(self, work: Callable[[], Changes]) -> Changes:
         """Keep trying while the database is unreachable; nothing is acked meanwhile."""
@@ -202,6 +207,7 @@ class Ingestor:
         self.counters.historical += sum(1 for e in changes.events if e.historical)
         self.counters.duplicates += changes.duplicates
         self.counters.rejected += len(changes.rejections)
+        self._supervise(changes, every_window=False)
         self._publish(changes)
 
     def _store_alone(self, item: Inbound) -> Changes:
@@ -213,8 +219,18 @@ class Ingestor:
             refused = Rejection(f"the database refused it: {type(exc).__name__}: {exc}"[:500], device)
             return self._with_retry(lambda: self.store.ingest([Inbound(item.topic, item.payload, item.received, refused)]))
 
+    def _supervise(self, changes: Changes, *, every_window: bool) -> None:
+        """Feed the rules core; a failure there is logged, never stops ingest."""
+        if self.supervisor is None:
+            return
+        try:
+            self.supervisor.observe(changes.events, list(changes.devices))
+            changes.alerts = self.supervisor.tick(every_window=every_window)
+        except Exception:
+            log.exception("supervision failed; events are stored, alerts will catch up on the next sweep")
+
     def _publish(self, changes: Changes) -> None:
-        if changes.events or changes.windows or changes.devices or changes.rejections or changes.duplicates:
+        if changes.events or changes.windows or changes.devices or changes.rejections or changes.duplicates or changes.alerts:
             try:
                 self.on_changes(changes)
             except Exception:  # a broken listener must not stop ingest

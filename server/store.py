@@ -46,6 +46,8 @@ class Changes:
     rejections: list[RejectionRow] = field(default_factory=list)
     windows: dict[str, WindowRow] = field(default_factory=dict)
     devices: dict[str, DeviceRow] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    """Alerts raised, cleared or withdrawn by the supervisor after this batch."""
 
     def merge(self, other: Changes) -> None:
         self.events += other.events
@@ -53,6 +55,7 @@ class Changes:
         self.rejections += other.rejections
         self.windows |= other.windows
         self.devices |= other.devices
+        self.alerts += other.alerts
 
 
 def _facts(row: WindowRow) -> WindowFacts:

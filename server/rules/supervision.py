@@ -1,0 +1,340 @@
+"""Window supervision — the heart of HallWatch, as a pure function.
+
+Given one window's observations for a day (seat, seated identity, pause,
+evaluator login, camera health), its plan (roster, substitutes, leave, lunch
+duty), the policy and the calendar, :func:`evaluate_window` returns the
+window's state timeline and its alert episodes.  No I/O, no clock: the
+caller says up to when to evaluate (``until``).
+
+Why a batch function: the result depends only on the *set* of observations,
+never on the order they arrived in, so late and out-of-order events, a
+replayed outbox or a double delivery cannot change what is raised, and a
+stored day re-run under another policy gives byte-identical output.  The
+live server simply re-evaluates a window's day when something new arrives.
+
+What "unattended" means here (DOMAIN.md): during open hours the staff seat
+is empty and nothing excuses it.  A camera that is offline, stale or never
+seen makes the window *unknown*, never *vacant*.  Observations replayed from
+an outbox (``historical``) fill the timeline, but an alert is *live* only if
+the fact that raised it was observed live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+from server.rules.calendar import WorkCalendar
+from server.rules.policy import Policy
+
+State = Literal["closed", "staffed", "paused", "vacant", "unknown"]
+AlertType = Literal["vacant", "pause_overrun", "unexpected_person", "clerk_mismatch", "device_fault", "no_substitute"]
+ObservationKind = Literal["seat", "pause", "login", "camera"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How an alert type is judged: the threshold key in the policy, names, severity."""
+
+    threshold: str | None
+    name_zh: str
+    name_en: str
+    severity: Literal["low", "medium", "high"]
+
+
+RULES: dict[str, Rule] = {
+    "vacant": Rule("thresholds.vacant_grace_s", "空岗", "vacant window", "high"),
+    "pause_overrun": Rule("thresholds.pause_max_s", "脱岗（暂停超时）", "pause too long", "high"),
+    "unexpected_person": Rule("thresholds.unexpected_person_s", "替岗未报备", "unregistered person in the seat", "medium"),
+    "clerk_mismatch": Rule("thresholds.clerk_mismatch_s", "评价器登录人员与在岗人员不符", "evaluator clerk differs from seated clerk", "medium"),
+    "device_fault": Rule("thresholds.device_fault_s", "设备离线，窗口状态未知", "camera offline, window unknown", "low"),
+    "no_substitute": Rule(None, "请假无人顶岗", "clerk on leave without a substitute", "high"),
+}
+UNKNOWN_PERSON = "unknown"
+"""Occupant value for a person the camera sees but cannot identify."""
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One fact about a window at a moment (built by adapters from events).
+
+    ``on``: seat occupied / pause active / camera online.  ``who``: the
+    occupant (seat), the logged-in clerk (login), the reason (pause).
+    ``order`` breaks ties between equal times (device, boot, seq) and
+    identifies duplicates.
+    """
+
+    time: datetime
+    kind: ObservationKind
+    on: bool
+    who: str | None = None
+    historical: bool = False
+    order: tuple[str, int, int] = ("", 0, 0)
+    evidence: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A person's leave or registered substitution, [start, end)."""
+
+    person: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """What the hall planned for a window on the day."""
+
+    window: str
+    roster: frozenset[str]
+    """Clerks who may sit here: A post, B post, window lead."""
+    substitutes: tuple[Interval, ...] = ()
+    leaves: tuple[Interval, ...] = ()
+    on_lunch_duty: bool = False
+    staffed: bool = True
+    """False when the window is not staffed today (planned closure)."""
+
+    @property
+    def single_clerk(self) -> bool:
+        return len(self.roster) == 1
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    start: datetime
+    end: datetime
+    state: State
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert episode: when its condition began, when the threshold made it
+    an alert, when it ended (None: still active at ``until``)."""
+
+    window: str
+    type: str
+    condition_since: datetime
+    raised_at: datetime
+    cleared_at: datetime | None
+    live: bool
+    severity: str
+    rule: str | None
+    threshold_s: int
+    source: str
+    facts: tuple[tuple[str, str], ...]
+    evidence: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, datetime]:
+        return (self.window, self.type, self.raised_at)
+
+
+@dataclass(frozen=True)
+class WindowDay:
+    window: str
+    timeline: tuple[Segment, ...]
+    alerts: tuple[Alert, ...]
+
+
+@dataclass(slots=True)
+class _Facts:
+    occupied: bool | None = None
+    occupant: str | None = None
+    seat_live: bool = False
+    seat_since: datetime | None = None
+    seat_evidence: str | None = None
+    paused: bool = False
+    pause_reason: str | None = None
+    pause_live: bool = False
+    login: str | None = None
+    login_live: bool = False
+    camera: bool | None = None
+    camera_live: bool = False
+
+
+@dataclass(slots=True)
+class _Run:
+    start: datetime
+    live_at: list[tuple[datetime, bool]] = field(default_factory=list)
+    facts: tuple[tuple[str, str], ...] = ()
+    evidence: str | None = None
+
+
+def open_intervals(day: date, policy: Policy, calendar: WorkCalendar, on_lunch_duty: bool, tz) -> list[tuple[datetime, datetime]]:  # type: ignore[no-untyped-def]
+    """The window's open hours on ``day`` (empty on a non-working day)."""
+    schedule = policy.schedule
+    if schedule.working_days_only and not calendar.is_working_day(day):
+        return []
+    spans = [(s.start, s.end) for s in schedule.sessions]
+    if on_lunch_duty and schedule.extended_service is not None:
+        spans.append((schedule.extended_service.start, schedule.extended_service.end))
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(spans):
+        a, b = datetime.combine(day, start, tz), datetime.combine(day, end, tz)
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _dedupe_sorted(observations: Iterable[Observation]) -> list[Observation]:
+    unique: dict[tuple[object, ...], Observation] = {}
+    for obs in observations:
+        key = (obs.order, obs.kind) if obs.order != ("", 0, 0) else (obs.time, obs.kind, obs.on, obs.who)
+        kept = unique.get(key)
+        # A duplicate keeps the live copy, so arrival order cannot matter.
+        if kept is None or (kept.historical and not obs.historical):
+            unique[key] = obs
+    return sorted(unique.values(), key=lambda o: (o.time, o.order, o.kind, o.on, o.who or ""))
+
+
+def _active(intervals: tuple[Interval, ...], at: datetime) -> set[str]:
+    return {i.person for i in intervals if i.start <= at < i.end}
+
+
+def evaluate_window(
+    plan: WindowPlan,
+    observations: Iterable[Observation],
+    policy: Policy,
+    calendar: WorkCalendar,
+    day: date,
+    until: datetime,
+    tz,  # type: ignore[no-untyped-def]
+) -> WindowDay:
+    """Fold a window's day into its state timeline and alert episodes, up to ``until``."""
+    day_start = datetime.combine(day, datetime.min.time(), tz)
+    day_end = min(day_start + timedelta(days=1), until)
+    opened = open_intervals(day, policy, calendar, plan.on_lunch_duty, tz)
+    obs = [o for o in _dedupe_sorted(observations) if o.time < day_end]
+
+    # Every moment at which something may change: observations, opening hours, leave.
+    points = {day_start, day_end}
+    for a, b in opened:
+        points.update((a, b))
+    for interval in plan.leaves + plan.substitutes:
+        points.update((interval.start, interval.end))
+    points.update(o.time for o in obs)
+    times = sorted(p for p in points if day_start <= p <= day_end)
+    # Observations before the day set the starting facts.
+    facts = _Facts()
+    index = 0
+    thresholds = policy.thresholds
+    limits = {
+        name: (getattr(thresholds, rule.threshold.split(".")[1]) if rule.threshold else 0) for name, rule in RULES.items()
+    }
+    runs: dict[str, _Run] = {}
+    alerts: list[Alert] = []
+    timeline: list[Segment] = []
+
+    def apply(o: Observation) -> None:
+        if o.kind == "seat":
+            if facts.occupied != o.on:
+                facts.seat_since = o.time
+                facts.seat_evidence = o.evidence
+            facts.occupied, facts.occupant, facts.seat_live = o.on, (o.who if o.on else None), not o.historical
+        elif o.kind == "pause":
+            facts.paused, facts.pause_reason, facts.pause_live = o.on, (o.who if o.on else None), not o.historical
+        elif o.kind == "login":
+            facts.login, facts.login_live = o.who, not o.historical
+        else:
+            facts.camera, facts.camera_live = o.on, not o.historical
+
+    def close_run(name: str, end: datetime | None) -> None:
+        run = runs.pop(name)
+        limit = limits[name]
+        stop = end if end is not None else day_end
+        # "Beyond" the threshold: a pause of exactly pause_max_s is allowed.
+        if (stop - run.start).total_seconds() <= limit:
+            return
+        raised = run.start + timedelta(seconds=limit)
+        live = next((flag for t, flag in reversed(run.live_at) if t <= raised), run.live_at[0][1])
+        rule = RULES[name]
+        alerts.append(
+            Alert(
+                window=plan.window,
+                type=name,
+                condition_since=run.start,
+                raised_at=raised,
+                cleared_at=end,
+                live=live,
+                severity=rule.severity,
+                rule=rule.threshold,
+                threshold_s=limit,
+                source=policy.sources.get(rule.threshold or "", "") if rule.threshold else "hall plan: leave register",
+                facts=run.facts,
+                evidence=run.evidence,
+            )
+        )
+
+    open_i = 0
+    for start, end in zip(times, times[1:]):
+        while index < len(obs) and obs[index].time <= start:
+            apply(obs[index])
+            index += 1
+        while open_i < len(opened) and opened[open_i][1] <= start:
+            open_i += 1
+        is_open = open_i < len(opened) and opened[open_i][0] <= start < opened[open_i][1] and plan.staffed
+        on_leave = _active(plan.leaves, start) & plan.roster
+        covering = _active(plan.substitutes, start)
+        uncovered_leave = bool(plan.single_clerk and on_leave and not covering)
+
+        if not is_open:
+            state: State = "closed"
+        elif facts.camera is not True or facts.occupied is None:
+            state = "unknown"
+        elif facts.paused:
+            state = "paused"
+        elif facts.occupied:
+            state = "staffed"
+        else:
+            state = "vacant"
+        if timeline and timeline[-1].state == state and timeline[-1].end == start:
+            timeline[-1] = Segment(timeline[-1].start, end, state)
+        else:
+            timeline.append(Segment(start, end, state))
+
+        occupant = facts.occupant if state in ("staffed", "paused") else None
+        allowed = plan.roster | covering
+        conditions: dict[str, tuple[bool, bool, tuple[tuple[str, str], ...], str | None]] = {
+            "vacant": (
+                state == "vacant" and not uncovered_leave,
+                facts.seat_live,
+                (("seat", "vacant"), ("paused", "no"), ("camera", "online")),
+                facts.seat_evidence,
+            ),
+            "pause_overrun": (state == "paused", facts.pause_live, (("pause_reason", facts.pause_reason or ""),), None),
+            "unexpected_person": (
+                is_open and facts.occupied is True and occupant is not None and occupant not in allowed,
+                facts.seat_live,
+                (("occupant", occupant or ""), ("roster", ",".join(sorted(allowed)))),
+                facts.seat_evidence,
+            ),
+            "clerk_mismatch": (
+                is_open
+                and occupant is not None
+                and occupant in allowed
+                and facts.login is not None
+                and facts.login != occupant,
+                facts.seat_live and facts.login_live,
+                (("seated", occupant or ""), ("evaluator", facts.login or "")),
+                facts.seat_evidence,
+            ),
+            "device_fault": (is_open and facts.camera is not True, facts.camera_live, (("camera", "never seen" if facts.camera is None else "offline or stale"),), None),
+            "no_substitute": (is_open and uncovered_leave, True, (("on_leave", ",".join(sorted(on_leave))),), None),
+        }
+        for name, (holds, live, details, evidence) in conditions.items():
+            run = runs.get(name)
+            if holds:
+                if run is None:
+                    run = runs[name] = _Run(start, facts=details, evidence=evidence)
+                run.live_at.append((start, live))
+            elif run is not None:
+                close_run(name, start)
+    for name in list(runs):
+        close_run(name, None if day_end >= until else day_end)
+    alerts.sort(key=lambda a: (a.raised_at, a.type))
+    return WindowDay(plan.window, tuple(timeline), tuple(alerts))
