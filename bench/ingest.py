@@ -411,6 +411,7 @@ class WsListener:
     url: str
     arrivals: dict[str, float] = field(default_factory=dict)
     events: int = 0
+    batches: int = 0  # the server sends one "stats" message per stored batch
     messages: int = 0
     closed_at: float | None = None
     close_reason: str = ""
@@ -442,6 +443,8 @@ class WsListener:
             if message.get("kind") == "event":
                 self.events += 1
                 self.arrivals.setdefault(message["event"]["msg_id"], now)
+            elif message.get("kind") == "stats":
+                self.batches += 1
 
     def close(self) -> None:
         self._stop.set()
@@ -624,7 +627,7 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
     publisher.wait_acked(30)
     stats0 = http_json(http_port, "/api/stats")
     target = stats0["accepted"] + len(sustained_msgs)
-    ws_events0 = ws.events
+    ws_events0, ws_batches0 = ws.events, ws.batches
     stored_at: list[float] = []
     half_at: list[float] = []
     last_stats: dict[str, int] = dict(stats0)
@@ -659,6 +662,7 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
     stored = last_stats["accepted"] - stats0["accepted"]
     server_rate = stored / (t_end - t0)
     ws_events = ws.events - ws_events0
+    ws_batches = ws.batches - ws_batches0
     sustained_wall = t_end - t0
 
     # ---- 3. baseline: the same payloads to a plain subscriber
@@ -708,7 +712,8 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
         f"{(cpu_b1['subscriber'] - cpu_b0['subscriber']) / max(base['received'], 1) * 1e6:.0f} µs CPU per event",
         "Server counters": f"accepted {final['accepted']}, duplicates {final['duplicates']}, "
         f"rejected {final['rejected']}, historical {final['historical']}",
-        "WebSocket, sustained run": f"{ws_events:,} of {len(sustained_msgs):,} event messages received"
+        "WebSocket, sustained run": f"{ws_events:,} of {len(sustained_msgs):,} event messages received in "
+        f"{ws_batches:,} batches ({ws_events / max(ws_batches, 1):.0f} events per batch on average)"
         + (f"; disconnected by the server after {ws.closed_at - t0:.1f} s" if ws.closed_at else ""),
     }
     if t_handed - t0 > 0:

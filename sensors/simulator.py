@@ -19,9 +19,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 
@@ -33,10 +33,8 @@ from server.hall import HallConfig
 
 log = logging.getLogger(__name__)
 
-OPEN = dtime(8, 0)
-LUNCH = dtime(12, 0)
-AFTERNOON = dtime(14, 30)
-CLOSE = dtime(18, 0)
+DEFAULT_HOURS = ((dtime(8, 0), dtime(12, 0)), (dtime(14, 30), dtime(18, 0)))
+"""Morning and afternoon sessions when the hall's policy is not given."""
 
 
 class SimClock:
@@ -84,6 +82,7 @@ class _Clerk:
     window: str
     camera: AgentRuntime | None
     evaluator: AgentRuntime | None
+    lunch_duty: bool = False
     seated: bool = False
 
 
@@ -98,12 +97,17 @@ class SimulatedHall:
         *,
         seed: int = 1,
         seat_heartbeat_s: float = 10.0,
+        is_working_day: Callable[[date], bool] = lambda d: d.weekday() < 5,
+        hours: tuple[tuple[dtime, dtime], ...] = DEFAULT_HOURS,
     ) -> None:
         self.hall = hall
         self.runtimes = runtimes
         self.clock = clock
         self.rng = random.Random(seed)
         self.seat_heartbeat_s = seat_heartbeat_s
+        self.is_working_day = is_working_day
+        self.hours = hours
+        """The hall's sessions: clerks arrive for the first and leave after the last."""
         self._ticket = itertools.count(1)
         self._queue: list[tuple[datetime, int, Iterator[float]]] = []
         self._order = itertools.count()
@@ -115,6 +119,7 @@ class SimulatedHall:
                 window=w.id,
                 camera=self._device_for(w.id, "window_camera"),
                 evaluator=self._device_for(w.id, "evaluator"),
+                lunch_duty=w.lunch_duty,
             )
             for w in hall.windows
         ]
@@ -161,8 +166,11 @@ class SimulatedHall:
                 self._schedule(0, self._seat_heartbeats(spec.id))
 
     def _next_morning(self) -> None:
-        today = self.clock().date() + timedelta(days=1)
-        self.clock.jump_to(datetime.combine(today, dtime(7, 50), HALL_TZ))
+        """Skip nights, weekends and holidays: clerks only come on working days."""
+        day = self.clock().date() + timedelta(days=1)
+        while not self.is_working_day(day):
+            day += timedelta(days=1)
+        self.clock.jump_to(datetime.combine(day, dtime(7, 50), HALL_TZ))
 
     def _at(self, moment: dtime) -> float:
         """Seconds of hall time until ``moment`` today (0 if past)."""
@@ -175,7 +183,7 @@ class SimulatedHall:
     def _seat_heartbeats(self, camera_id: str) -> Iterator[float]:
         runtime = self.runtimes[camera_id]
         windows = [c for c in self.clerks if c.camera is runtime]
-        while self._at(CLOSE) > 0 or any(c.seated for c in windows):
+        while self._at(self.hours[-1][1]) > 0 or any(c.seated for c in windows):
             for clerk in windows:
                 state = "occupied" if clerk.seated else "vacant"
                 runtime.emit(SeatHeartbeatBody(window_id=clerk.window, state=state, confidence=0.97))
@@ -212,13 +220,14 @@ class SimulatedHall:
 
     def _clerk_day(self, clerk: _Clerk) -> Iterator[float]:
         rng = self.rng
-        yield self._at(OPEN) + rng.uniform(-600, 900)  # some arrive late
+        yield self._at(self.hours[0][0]) + rng.uniform(-600, 900)  # some arrive late
         self._punch(clerk)
         yield rng.uniform(60, 180)
         self._seat(clerk, True)
         if clerk.evaluator:
             clerk.evaluator.emit(ClerkLoginBody(window_id=clerk.window, clerk_id=clerk.id))
-        for session_end, after_break in ((LUNCH, AFTERNOON), (CLOSE, None)):
+        breaks = [(end, nxt[0]) for (_, end), nxt in zip(self.hours, self.hours[1:])] + [(self.hours[-1][1], None)]
+        for session_end, after_break in breaks:
             while self._at(session_end) > 0:
                 roll = rng.random()
                 if roll < 0.65:  # serve a citizen, who then rates
@@ -238,7 +247,7 @@ class SimulatedHall:
                     self._seat(clerk, False)
                     yield rng.uniform(60, 1500)
                     self._seat(clerk, True)
-            if after_break is not None:
+            if after_break is not None and not clerk.lunch_duty:
                 self._pause(clerk, True, "午休")
                 yield 30
                 self._seat(clerk, False)

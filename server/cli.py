@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Optional
@@ -116,17 +116,33 @@ def _drain_and_stop(runtimes, timeout: float = 60.0) -> None:  # type: ignore[no
 def _start_simulation(hall, broker_url, state_dir, credentials_dir, speed, start, seed, heartbeat):  # type: ignore[no-untyped-def]
     from sensors.simulator import SimClock, SimulatedHall, simulated_runtimes
 
+    from server.calendar_files import load_calendar
+    from server.policy_files import load_policy
+    from server.rules.calendar import CalendarGapError
+
+    calendar = load_calendar(hall.calendars)
     try:
         hh, mm = (int(part) for part in start.split(":"))
-        begin = datetime.combine(datetime.now(HALL_TZ).date(), dtime(hh, mm), HALL_TZ)
+        day = datetime.now(HALL_TZ).date()
+        while not calendar.is_working_day(day):  # the demo always shows a working day
+            day += timedelta(days=1)
+        begin = datetime.combine(day, dtime(hh, mm), HALL_TZ)
     except ValueError:
         _fail(f"--start {start!r}: expected HH:MM")
+    except CalendarGapError as exc:
+        _fail(str(exc))
     state_dir.mkdir(parents=True, exist_ok=True)
     clock = SimClock(begin, speed, state_file=state_dir / "clock.json")
     runtimes = simulated_runtimes(hall, broker_url, state_dir, clock, credentials_dir=credentials_dir, heartbeat_s=heartbeat)
     for runtime in runtimes.values():
         runtime.start()
-    return runtimes, SimulatedHall(hall, runtimes, clock, seed=seed, seat_heartbeat_s=heartbeat)
+    try:
+        policy = load_policy(hall.policy.preset, hall.policy.overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+    hours = tuple((s.start, s.end) for s in sorted(policy.schedule.sessions, key=lambda s: s.start))
+    simulator = SimulatedHall(hall, runtimes, clock, seed=seed, seat_heartbeat_s=heartbeat, is_working_day=calendar.is_working_day, hours=hours)
+    return runtimes, simulator
 
 
 @app.command()

@@ -225,7 +225,8 @@ class Ingestor:
             return
         try:
             self.supervisor.observe(changes.events, list(changes.devices))
-            changes.alerts = self.supervisor.tick(every_window=every_window)
+            changes.alerts, windows = self.supervisor.tick(every_window=every_window)
+            changes.windows |= windows
         except Exception:
             log.exception("supervision failed; events are stored, alerts will catch up on the next sweep")
 

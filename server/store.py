@@ -22,7 +22,7 @@ from broker.timeutil import Clock, shanghai_now
 from server.db import DeviceHealthRow, DeviceRow, EventRow, RejectionRow, WindowRow
 from server.hall import HallConfig
 from server.validation import KnownDevice, Rejection
-from server.window_state import WindowFacts, apply_event, derive_state
+from server.window_facts import WindowFacts, apply_event
 
 EXCERPT_BYTES = 300
 
@@ -152,7 +152,7 @@ class Store:
                 if str(event.msg_id) in stored:
                     changes.events.append(event)
                     self._apply_event(session, event, received, changes)
-            self._refresh_windows(session, changes, max((item.received for item in batch), default=None))
+            self._touch_camera_windows(session, changes)
         return changes
 
     def _insert_events(self, session: Session, events: list[tuple[Event, datetime]]) -> set[str]:
@@ -213,30 +213,12 @@ class Store:
             window.paused, window.pause_reason, window.pause_time = facts.paused, facts.pause_reason, facts.pause_time
             changes.windows[window.id] = window
 
-    def _refresh_windows(self, session: Session, changes: Changes, now: datetime | None) -> None:
-        """Re-derive the state of every window touched by a fact or a device change.
-
-        A state that changed because of a fact dates from that fact; one that
-        changed because a camera came or went dates from ``now`` (when the
-        server learnt it), so "unknown for 2 h" is never shown at once.
-        """
-        camera_ids = set(changes.devices)
-        by_fact = set(changes.windows)
-        windows = list(changes.windows.values())
-        if camera_ids:
-            windows += session.scalars(
-                select(WindowRow).where(WindowRow.camera_device.in_(camera_ids), WindowRow.id.not_in(by_fact))
-            ).all()
-        for window in windows:
-            camera = session.get(DeviceRow, window.camera_device) if window.camera_device else None
-            state = derive_state(_facts(window), camera.status if camera else None)  # type: ignore[arg-type]
-            if state != window.state:
-                window.state = state
-                moments = [t for t in (window.seat_time, window.pause_time) if t is not None]
-                window.state_since = max(moments) if window.id in by_fact and moments else now
-                changes.windows[window.id] = window
-            elif window.camera_device in camera_ids:
-                changes.windows[window.id] = window  # its camera's health is news
+    def _touch_camera_windows(self, session: Session, changes: Changes) -> None:
+        """Windows whose camera changed health are news too (their camera status)."""
+        if changes.devices:
+            rows = session.scalars(select(WindowRow).where(WindowRow.camera_device.in_(set(changes.devices)))).all()
+            for window in rows:
+                changes.windows.setdefault(window.id, window)
 
     def sweep(self, now: datetime) -> Changes:
         """Mark silent devices stale and re-derive their windows (wall clock)."""
@@ -245,5 +227,5 @@ class Store:
             for row in session.scalars(select(DeviceRow).where(DeviceRow.status == "online")):
                 if row.last_seen and row.heartbeat_s and (now - row.last_seen).total_seconds() > self.stale_factor * row.heartbeat_s:
                     self._set_status(session, row, "stale", changes)
-            self._refresh_windows(session, changes, now)
+            self._touch_camera_windows(session, changes)
         return changes

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from broker.protocol import Event
 from broker.timeutil import HALL_TZ, Clock
-from server.db import AlertRow, DeviceHealthRow, EventRow, LeaveRow
+from server.db import AlertRow, DeviceHealthRow, EventRow, LeaveRow, WindowRow
 from server.hall import HallConfig
 from server.rules.calendar import WorkCalendar
 from server.rules.escalation import escalated_severity
@@ -197,10 +197,12 @@ class Supervisor:
                     self._windows[window_id] = _WindowDay(self.load_day(session, window_id, self._day))  # type: ignore[arg-type]
                     self._dirty.add(window_id)
 
-    def tick(self, every_window: bool) -> list[dict[str, Any]]:
-        """Re-evaluate (changed or all) windows now and store alert changes; returns them as JSON."""
+    def tick(self, every_window: bool) -> tuple[list[dict[str, Any]], dict[str, WindowRow]]:
+        """Re-evaluate (changed or all) windows now: store alert changes and each
+        window's current state.  Returns the changed alerts (JSON) and windows."""
         now = self.clock()
         changed: list[AlertRow] = []
+        windows: dict[str, WindowRow] = {}
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             self._ensure_day(session, now.date())
             targets = set(self._windows) if every_window else self._dirty
@@ -208,7 +210,12 @@ class Supervisor:
             for window_id in sorted(targets):
                 result = self.evaluate(session, window_id, now.date(), now, self._windows[window_id].observations)
                 changed += self._reconcile(session, result)
-        return [alert_json(row, now, self.policy, self.window_names.get(row.window_id, row.window_id)) for row in changed]
+                current = result.timeline[-1] if result.timeline else None
+                row = session.get(WindowRow, window_id)
+                if current is not None and row is not None and (row.state, row.state_since) != (current.state, current.start):
+                    row.state, row.state_since = current.state, current.start
+                    windows[window_id] = row
+        return [alert_json(row, now, self.policy, self.window_names.get(row.window_id, row.window_id)) for row in changed], windows
 
     def _reconcile(self, session: Session, result: WindowDay) -> list[AlertRow]:
         """Make the stored alerts of the window's day match the core's episodes."""

@@ -181,6 +181,18 @@ def open_intervals(day: date, policy: Policy, calendar: WorkCalendar, on_lunch_d
     return merged
 
 
+def instant_state(is_open: bool, camera_online: bool | None, occupied: bool | None, paused: bool) -> State:
+    """The state at one moment: closed hours first; without a healthy camera
+    or any seat fact the window is unknown (never vacant); a pause wins."""
+    if not is_open:
+        return "closed"
+    if camera_online is not True or occupied is None:
+        return "unknown"
+    if paused:
+        return "paused"
+    return "staffed" if occupied else "vacant"
+
+
 def _dedupe_sorted(observations: Iterable[Observation]) -> list[Observation]:
     unique: dict[tuple[object, ...], Observation] = {}
     for obs in observations:
@@ -282,16 +294,7 @@ def evaluate_window(
         covering = _active(plan.substitutes, start)
         uncovered_leave = bool(plan.single_clerk and on_leave and not covering)
 
-        if not is_open:
-            state: State = "closed"
-        elif facts.camera is not True or facts.occupied is None:
-            state = "unknown"
-        elif facts.paused:
-            state = "paused"
-        elif facts.occupied:
-            state = "staffed"
-        else:
-            state = "vacant"
+        state = instant_state(is_open, facts.camera, facts.occupied, facts.paused)
         if timeline and timeline[-1].state == state and timeline[-1].end == start:
             timeline[-1] = Segment(timeline[-1].start, end, state)
         else:

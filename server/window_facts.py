@@ -1,21 +1,17 @@
-"""A window's first state from its latest facts — pure, no I/O, no clock.
+"""A window's latest facts (seat, occupant, pause) for display — pure.
 
-The supervision issue replaces this with the full rules core (schedule,
-leave, thresholds, alerts); the principle stays: a camera that is offline,
-stale or never seen makes the window *unknown*, never *vacant*, because
-device silence is not staff absence.
+The window's *state* (closed / staffed / paused / vacant / unknown) is not
+decided here but by the supervision core (server/rules/supervision.py),
+which also knows the schedule, leave and the camera's health.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
 
 from broker.protocol import Event
 
-WindowState = Literal["staffed", "paused", "vacant", "unknown"]
-DeviceHealth = Literal["online", "offline", "stale", "never_seen"]
 
 
 @dataclass(frozen=True)
@@ -28,15 +24,6 @@ class WindowFacts:
     paused: bool = False
     pause_reason: str | None = None
     pause_time: datetime | None = None
-
-
-def derive_state(facts: WindowFacts, camera: DeviceHealth | None) -> WindowState:
-    """Unknown without a healthy camera; then pause wins; then the seat."""
-    if camera != "online" or facts.seat_state is None:
-        return "unknown"
-    if facts.paused:
-        return "paused"
-    return "staffed" if facts.seat_state == "occupied" else "vacant"
 
 
 def apply_event(facts: WindowFacts, event: Event) -> WindowFacts:
