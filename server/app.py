@@ -7,19 +7,21 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broker.connection import BrokerSettings
-from broker.timeutil import Clock, shanghai_now
+from broker.timeutil import HALL_TZ, Clock, shanghai_now
 from server.db import DeviceRow, EventRow, RejectionRow, WindowRow, make_engine, migrate
 from server.hall import HallConfig, load_hall
+from server.leave_register import LeaveEntry, LeaveRegister, RegisterError, parse_csv
 from server.ingest import Ingestor
 from server.serialize import device_json, event_json, window_json
 from server.calendar_files import load_calendar
@@ -172,6 +174,33 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
             raise HTTPException(404, f"no alert {alert_id}")
         hub.publish([{"kind": "alert", "alert": alert}])
         return alert
+
+    register = LeaveRegister(engine, hall)
+
+    @app.get("/api/leaves")
+    def get_leaves(day: date) -> list[dict[str, Any]]:
+        """Register entries that touch a day (hall time)."""
+        start = datetime.combine(day, datetime.min.time(), HALL_TZ)
+        return register.between(start, start + timedelta(days=1))
+
+    @app.post("/api/leaves")
+    def add_leaves(entries: list[LeaveEntry]) -> dict[str, list[int]]:
+        try:
+            return {"ids": register.add(entries)}
+        except RegisterError as exc:
+            raise HTTPException(422, {"problems": exc.problems}) from None
+
+    @app.post("/api/leaves/import")
+    async def import_leaves(request: Request) -> dict[str, int]:
+        """Bulk import a register CSV (UTF-8); all or nothing, every bad row reported."""
+        raw = await request.body()
+        try:
+            entries = parse_csv(raw.decode("utf-8"), hall)
+        except UnicodeDecodeError:
+            raise HTTPException(422, {"problems": ["file: not UTF-8 text (save the CSV as UTF-8)"]}) from None
+        except RegisterError as exc:
+            raise HTTPException(422, {"problems": exc.problems}) from None
+        return {"imported": len(register.add(entries))}
 
     @app.get("/api/policy")
     def get_policy() -> dict[str, Any]:

@@ -24,6 +24,8 @@ device_app = typer.Typer(help="Register devices and their broker credentials.", 
 broker_app = typer.Typer(help="Production broker (Mosquitto) files.", no_args_is_help=True)
 app.add_typer(device_app, name="device")
 app.add_typer(broker_app, name="broker")
+leave_app = typer.Typer(help="The leave, outing and substitution register.", no_args_is_help=True)
+app.add_typer(leave_app, name="leave")
 console = Console(stderr=True)
 
 HallFile = Annotated[Path, typer.Option("--hall", help="Hall file (windows and devices).")]
@@ -305,6 +307,31 @@ def device_add(
     secret.write_text(password + "\n", encoding="utf-8")
     console.print(f"device {device_id} registered; password in {secret} (copy it to the device, then delete it here)")
     console.print(f"reload the broker to apply: [bold]pkill -HUP mosquitto[/]")
+
+
+@leave_app.command("import")
+def leave_import(
+    csv_file: Annotated[Path, typer.Argument(help="Register CSV: kind,person_id,window_id,start,end,note (UTF-8).")],
+    hall: HallFile = DEFAULT_HALL,
+    db: Annotated[str, typer.Option(envvar="HALLWATCH_DATABASE_URL")] = DEFAULT_DB,
+) -> None:
+    """Import approved leave, outings and substitutions; all or nothing, each bad row reported."""
+    from server.db import make_engine, migrate
+    from server.leave_register import LeaveRegister, RegisterError, parse_csv
+
+    hall_config = _load_hall(hall)
+    try:
+        entries = parse_csv(csv_file.read_text(encoding="utf-8"), hall_config)
+    except FileNotFoundError:
+        _fail(f"{csv_file}: file not found")
+    except UnicodeDecodeError:
+        _fail(f"{csv_file}: not UTF-8 text (save the CSV as UTF-8)")
+    except RegisterError as exc:
+        _fail(f"{csv_file}: nothing imported:\n  " + "\n  ".join(exc.problems))
+    engine = make_engine(db)
+    migrate(engine)
+    ids = LeaveRegister(engine, hall_config).add(entries)
+    console.print(f"imported {len(ids)} entries from {csv_file}")
 
 
 @broker_app.command("add-server")

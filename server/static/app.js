@@ -899,7 +899,6 @@
     } else if (st === "active") {
       var btn = el("button", "ack-button", pendingAck[a.id] ? t("alerts.acking") : t("alerts.ack"));
       btn.type = "button";
-      btn.setAttribute("data-alert-id", String(a.id));
       btn.setAttribute("aria-label", (pendingAck[a.id] ? t("alerts.acking") : t("alerts.ack")) +
         t("colon") + alertWindowName(a) + " " + alertName(a));
       if (pendingAck[a.id]) btn.setAttribute("aria-disabled", "true");
@@ -914,7 +913,6 @@
 
     if (a.rule || a.source || a.evidence) {
       var det = el("details", "alert-rule");
-      det.setAttribute("data-alert-id", String(a.id));
       if (openRuleDetails[a.id]) det.open = true;
       det.appendChild(el("summary", null, t("alerts.details")));
       if (a.rule) {
@@ -947,7 +945,7 @@
   function alertFocus() {
     var a = document.activeElement;
     if (!a || !a.closest) return null;
-    var row = a.closest("[data-alert-id].alert");
+    var row = a.closest(".alert[data-alert-id]");
     if (!row) return null;
     var what = "row";
     if (a.classList.contains("ack-button")) what = "ack";
@@ -1481,14 +1479,16 @@
     // One delegated handler for every ack button, now and after re-renders.
     $("alerts").addEventListener("click", function (e) {
       var btn = e.target && e.target.closest ? e.target.closest(".ack-button") : null;
-      if (!btn) return;
-      ackAlert(btn.getAttribute("data-alert-id"));
+      var row = btn && btn.closest(".alert[data-alert-id]");
+      if (row) ackAlert(row.getAttribute("data-alert-id"));
     });
     // Remember which rule <details> are open across re-renders ("toggle" does not bubble).
     $("alerts").addEventListener("toggle", function (e) {
       var d = e.target;
       if (!d || !d.classList || !d.classList.contains("alert-rule")) return;
-      var id = d.getAttribute("data-alert-id");
+      var row = d.closest(".alert[data-alert-id]");
+      if (!row) return;
+      var id = row.getAttribute("data-alert-id");
       if (d.open) openRuleDetails[id] = true; else delete openRuleDetails[id];
     }, true);
 
