@@ -702,7 +702,7 @@ class Bulletin:
     issue_day: date | None
     """The week's last working day (when the patrol group briefs the window leads); None if the hall was closed all week."""
     items: tuple[BulletinItem, ...]
-    """Findings confirmed this week, not overturned by its end, by department, window, time."""
+    """Findings confirmed this week, not overturned by its end, in hall window order, then time."""
     by_window: tuple[WindowSummary, ...]
     by_department: tuple[tuple[str, int], ...]
     overturned: int
@@ -809,8 +809,7 @@ def weekly_bulletin(
 
     def sort_key(it: BulletinItem) -> tuple[object, ...]:
         f = it.finding
-        department = names.get(f.window, ("", ""))[1]
-        return (department, order.get(f.window, len(order)), f.window, f.observed_at, f.id or 0)
+        return (order.get(f.window, len(order)), f.window, f.observed_at, f.id or 0)
 
     listed: list[BulletinItem] = []
     carried: list[BulletinItem] = []
@@ -843,11 +842,11 @@ def weekly_bulletin(
             count=sum(c.values()),
             by_category=tuple((k, c[k]) for k in CATEGORIES if k in c),
         )
-        for w, c in sorted(counts.items(), key=lambda kv: (names.get(kv[0], ("", ""))[1], order.get(kv[0], len(order)), kv[0]))
+        for w, c in sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
     )
-    departments: dict[str, int] = {}
-    for s in by_window:
-        departments[s.department] = departments.get(s.department, 0) + s.count
+    departments: dict[str, int] = {}  # in hall order of their first window
+    for summary in by_window:
+        departments[summary.department] = departments.get(summary.department, 0) + summary.count
 
     coverage = None
     if policy is not None:
@@ -878,7 +877,7 @@ def weekly_bulletin(
         issue_day=working[-1] if working else None,
         items=tuple(listed),
         by_window=by_window,
-        by_department=tuple(sorted(departments.items())),
+        by_department=tuple(departments.items()),
         overturned=overturned,
         carried_over=tuple(carried),
         coverage=coverage,
