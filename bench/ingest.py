@@ -101,6 +101,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu() -> tuple[float, float]:
+    """Busy and steal CPU seconds of the whole machine so far (all cores), from /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
 def percentile(values: list[float], p: float) -> float:
     """Linear-interpolated percentile (numpy's default method)."""
     if not values:
@@ -647,6 +658,7 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
 
     poller = threading.Thread(target=poll, name="stats-poller", daemon=True)
     cpu0 = {"server": cpu_seconds(server.pid), "mosquitto": cpu_seconds(broker.pid), "bench": sum(os.times()[:2])}
+    machine0 = machine_cpu()
     poller.start()
     t0 = time.monotonic()
     for m in sustained_msgs:
@@ -659,6 +671,10 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
     poller.join(2)
     t_end = stored_at[0] if stored_at else time.monotonic()
     cpu1 = {"server": cpu_seconds(server.pid), "mosquitto": cpu_seconds(broker.pid), "bench": sum(os.times()[:2])}
+    machine1 = machine_cpu()
+    ours_cpu = sum(cpu1[k] - cpu0[k] for k in cpu1)
+    others = machine1[0] - machine0[0] - ours_cpu
+    steal = machine1[1] - machine0[1]
     stored = last_stats["accepted"] - stats0["accepted"]
     server_rate = stored / (t_end - t0)
     ws_events = ws.events - ws_events0
@@ -710,6 +726,8 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
         f"{cpu_b1['mosquitto'] - cpu_b0['mosquitto']:.1f} s, bench {cpu_b1['bench'] - cpu_b0['bench']:.1f} s "
         f"in {base_wall:.1f} s wall; subscriber "
         f"{(cpu_b1['subscriber'] - cpu_b0['subscriber']) / max(base['received'], 1) * 1e6:.0f} µs CPU per event",
+        "Other load, sustained run": f"other processes {max(others, 0):.1f} CPU-s, hypervisor steal {steal:.1f} s "
+        f"(machine: {os.cpu_count()} × {t_end - t0:.1f} s = {(os.cpu_count() or 1) * (t_end - t0):.0f} CPU-s)",
         "Server counters": f"accepted {final['accepted']}, duplicates {final['duplicates']}, "
         f"rejected {final['rejected']}, historical {final['historical']}",
         "WebSocket, sustained run": f"{ws_events:,} of {len(sustained_msgs):,} event messages received in "
@@ -720,6 +738,11 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
         results.notes.append(
             f"The publisher handed all sustained events to paho in {t_handed - t0:.2f} s; "
             "rates count from the first publish call."
+        )
+    if others > 0.1 * (t_end - t0) or steal > 0.1 * (t_end - t0):
+        results.notes.append(
+            f"WARNING: other processes ({others:.1f} CPU-s) or the hypervisor ({steal:.1f} s steal) took CPU during "
+            "the sustained run; its figures are lower than on an idle machine. Rerun when the machine is idle."
         )
     if final["duplicates"] or final["rejected"]:
         results.notes.append("The server counted duplicates or rejections: the input was not all fresh, valid events.")

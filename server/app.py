@@ -25,6 +25,8 @@ from server.leave_register import LeaveEntry, LeaveRegister, RegisterError, pars
 from server.ingest import Ingestor
 from server.serialize import device_json, event_json, window_json
 from server.calendar_files import load_calendar
+from server.patrol_api import patrol_router
+from server.patrol_store import PatrolService
 from server.policy_files import load_policy
 from server.store import Changes, Store
 from server.supervisor import Supervisor
@@ -99,10 +101,17 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
     store = Store(engine, stale_factor=settings.stale_factor, clock=clock)
     store.seed(hall)
     policy = load_policy(hall.policy.preset, hall.policy.overrides, source=settings.hall_file)
-    supervisor = Supervisor(engine, hall, policy, load_calendar(hall.calendars), clock)
+    calendar = load_calendar(hall.calendars)
+    supervisor = Supervisor(engine, hall, policy, calendar, clock)
     hub = Hub()
+    patrols = PatrolService(engine, hall, policy, calendar, clock)
     ingestor = Ingestor(
-        store, hall.hall.id, settings.broker, lambda changes: hub.publish(_messages(changes, store, ingestor)), supervisor=supervisor
+        store,
+        hall.hall.id,
+        settings.broker,
+        lambda changes: hub.publish(_messages(changes, store, ingestor)),
+        supervisor=supervisor,
+        periodic=[patrols.start_due_rounds],
     )
 
     @asynccontextmanager
@@ -229,5 +238,6 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
         finally:
             hub.clients.discard(queue)
 
+    app.include_router(patrol_router(patrols))
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
     return app

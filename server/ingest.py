@@ -72,6 +72,7 @@ class Ingestor:
         on_changes: Callable[[Changes], None],
         *,
         supervisor: Supervisor | None = None,
+        periodic: list[Callable[[], object]] | None = None,
         batch_max: int = 500,
         sweep_s: float = 2.0,
     ) -> None:
@@ -80,6 +81,8 @@ class Ingestor:
         self.broker = broker
         self.on_changes = on_changes
         self.supervisor = supervisor
+        self.periodic = list(periodic or [])
+        """Work run on the writer thread at each sweep (scheduled patrol rounds)."""
         self.batch_max = batch_max
         self.sweep_s = sweep_s
         self.counters = self._initial_counters()
@@ -178,6 +181,11 @@ class Ingestor:
                 changes = self._with_retry(lambda: self.store.sweep(utc_now()))
                 self._supervise(changes, every_window=True)
                 self._publish(changes)
+                for task in self.periodic:
+                    try:
+                        task()
+                    except Exception:
+                        log.exception("periodic task %s failed", getattr(task, "__qualname__", task))
 
     def _with_retry(self, work: Callable[[], Changes]) -> Changes:
         """Keep trying while the database is unreachable; nothing is acked meanwhile."""

@@ -1,6 +1,6 @@
 """REST API of patrols (巡查), findings and the weekly bulletin (通报).
 
-``patrol_router(engine, hall, policy, calendar, clock)`` returns a router
+``patrol_router(PatrolService(engine, hall, policy, calendar, clock))`` returns a router
 the server includes; the rules are in :mod:`server.rules.patrol`, storage in
 :mod:`server.patrol_store`, the workflow in ``docs/patrols.md``.
 
@@ -77,9 +77,9 @@ def _invalid(loc: tuple[str | int, ...], msg: str, value: Any) -> RequestValidat
     return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg, "input": value}])
 
 
-def patrol_router(engine: Engine, hall: HallConfig, policy: Policy, calendar: WorkCalendar, clock: Clock) -> APIRouter:
+def patrol_router(service: PatrolService) -> APIRouter:
     """The patrol endpoints of one hall (see the module docstring and docs/patrols.md)."""
-    service = PatrolService(engine, hall, policy, calendar, clock)
+    hall, policy, calendar = service.hall, service.policy, service.calendar
     windows = {w.id: w for w in hall.windows}
     window_list = ", ".join(windows)
     round_names = [r.name for r in policy.patrols.rounds]

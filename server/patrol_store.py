@@ -32,7 +32,7 @@ from broker.timeutil import HALL_TZ, Clock
 from server.db import AlertRow, Base, UTCDateTime, WindowRow
 from server.hall import HallConfig
 from server.rules import patrol as rules
-from server.rules.calendar import WorkCalendar
+from server.rules.calendar import CalendarGapError, WorkCalendar
 from server.rules.patrol import Bulletin, ChecklistEntry, Finding, LiveState, PatrolRound, Step, TransitionError
 from server.rules.policy import Policy
 from server.rules.supervision import Alert
@@ -181,6 +181,10 @@ class RoundView:
     findings: tuple[Finding, ...]
 
 
+AUTO_OFFICER = "系统（定时巡查）"
+"""Who opens a scheduled round; the officer who walks it confirms its findings."""
+
+
 class PatrolService:
     """Patrol rounds, findings and bulletins of one hall."""
 
@@ -192,6 +196,8 @@ class PatrolService:
         self.clock = clock
         self.hall_id = hall.hall.id
         self.window_ids = [w.id for w in hall.windows]
+        self._rounds_day: date | None = None
+        self._rounds_started: set[str] = set()
 
     def now(self) -> datetime:
         return self.clock().astimezone(HALL_TZ)
@@ -228,6 +234,11 @@ class PatrolService:
 
     def start_round(self, officer: str, kind: str = "hall", name: str | None = None) -> RoundView:
         """Start a round now, draft findings from the alerts since the previous round, return its checklist."""
+        if kind not in rules.ROUND_KIND_ZH:
+            raise Conflict(f"unknown kind of round {kind!r}; kinds: {', '.join(rules.ROUND_KIND_ZH)}")
+        officer = officer.strip()
+        if not officer:
+            raise Conflict("a round needs its officer")
         now = self.now()
         day = now.date()
         scheduled_at: datetime | None = None
@@ -245,6 +256,28 @@ class PatrolService:
         except IntegrityError as exc:
             # Another round started at the same moment (same scheduled round, or it drafted the same alerts).
             raise Conflict(f"another patrol round was started at the same time; reload and try again ({type(exc.orig).__name__})") from exc
+
+    def start_due_rounds(self) -> list[RoundView]:
+        """Open each scheduled round whose time has come today, pre-filled from the
+        live state and the alerts since the previous round (run on every sweep).
+        The officer on patrol then confirms or dismisses its drafts."""
+        now = self.now()
+        day = now.date()
+        if self._rounds_day != day:
+            self._rounds_day, self._rounds_started = day, {r.name for r in self.rounds_of_day(day) if r.name}
+        try:
+            due = rules.scheduled_rounds(day, self.policy, self.calendar)
+        except CalendarGapError:
+            return []
+        started = []
+        for name, at in due:
+            if at <= now and name not in self._rounds_started:
+                try:
+                    started.append(self._start(AUTO_OFFICER, "hall", name, now, at))
+                except (Conflict, IntegrityError):
+                    pass  # started by hand meanwhile
+                self._rounds_started.add(name)
+        return started
 
     def _start(self, officer: str, kind: str, name: str | None, now: datetime, scheduled_at: datetime | None) -> RoundView:
         day = now.date()

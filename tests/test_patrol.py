@@ -9,6 +9,7 @@ database migrated by Alembic, with alerts inserted as the supervisor would.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import FrozenInstanceError
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -27,7 +28,7 @@ from server.calendar_files import national_calendar
 from server.db import AlertRow, Base, WindowRow, make_engine, migrate
 from server.hall import load_hall
 from server.patrol_api import BULLETIN_COLUMNS, patrol_router
-from server.patrol_store import FindingRow, FindingStepRow, PatrolRoundRow
+from server.patrol_store import PatrolService, FindingRow, FindingStepRow, PatrolRoundRow
 from server.policy_files import load_policy
 from server.rules import patrol as rules
 from server.rules.calendar import CalendarGapError
@@ -205,6 +206,19 @@ def test_every_category_has_its_chinese_name_and_basis() -> None:
         "other": "其他",
     }
     assert all(c.basis.startswith("003 ") for c in CATEGORIES.values())
+
+
+def test_every_category_basis_quotes_seed_003_word_for_word() -> None:
+    seeds = ROOT.parent / "shared" / "seeds"
+    found = sorted(seeds.glob("003_*.txt")) if seeds.is_dir() else []
+    if not found:
+        pytest.skip(f"regulation texts not found at {seeds}: cannot check that the categories quote them")
+    text = re.sub(r"\s+", "", found[0].read_text(encoding="utf-8"))
+    for name, category in CATEGORIES.items():
+        quotes = re.findall(r"「([^」]+)」", category.basis)
+        assert quotes, f"{name}: its basis quotes the regulation in 「」"
+        for quote in quotes:
+            assert re.sub(r"\s+", "", quote) in text, f"{name}: 「{quote}」 is not in seed 003"
 
 
 # ---------------------------------------------------------------------------
@@ -388,7 +402,7 @@ def clock():
 @pytest.fixture
 def client(engine, clock):
     app = FastAPI()
-    app.include_router(patrol_router(engine, HALL, POLICY, CAL, clock))
+    app.include_router(patrol_router(PatrolService(engine, HALL, POLICY, CAL, clock)))
     with TestClient(app) as client:
         yield client
 

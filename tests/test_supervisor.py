@@ -189,3 +189,20 @@ def test_replay_is_byte_identical_and_shows_a_changed_policy(tmp_path: Path) -> 
     lenient = json.loads(replay("--set", "thresholds.vacant_grace_s=600"))
     assert vacancy in lenient["compared_with_raised"]["no_longer"], "an 8-minute absence is no 空岗 with a 10-minute grace"
     assert lenient["policy"] == report["policy"]
+
+
+def test_scheduled_round_drafts_findings_from_the_alerts(hall: Hall) -> None:
+    from server.patrol_store import AUTO_OFFICER, PatrolService
+
+    patrols = PatrolService(hall.engine, HALL, hall.policy, national_calendar([2026]), hall.clock)
+    _morning(hall)
+    hall.tick(MONDAY_0900 + timedelta(minutes=10))
+    first = hall.policy.patrols.rounds[0]
+    hall.clock.now = datetime.combine(MONDAY_0900.date(), first.at, HALL_TZ) - timedelta(seconds=1)
+    assert patrols.start_due_rounds() == [], "not before its time"
+    hall.clock.now += timedelta(seconds=2)
+    [opened] = patrols.start_due_rounds()
+    assert patrols.start_due_rounds() == [], "once a day"
+    drafts = [f for f in patrols.findings_of_round(opened.round.id) if f.window == "w02"]
+    assert [(f.category, f.status) for f in drafts] == [("vacant", "draft")]
+    assert (opened.round.officer, opened.round.name) == (AUTO_OFFICER, first.name)
