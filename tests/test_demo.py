@@ -39,8 +39,8 @@ def test_demo_page_answers_and_windows_change_state(tmp_path: Path) -> None:
         async def window_pushes() -> list[dict]:
             seen: list[dict] = []
             async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as socket:
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline and len({(w["id"], w["state"]) for w in seen}) < 6:
+                deadline = time.monotonic() + 90
+                while time.monotonic() < deadline and not {"staffed", "vacant"} <= {w["state"] for w in seen}:
                     message = json.loads(await asyncio.wait_for(socket.recv(), 30))
                     if message["kind"] == "window":
                         seen.append(message["window"])
@@ -49,9 +49,7 @@ def test_demo_page_answers_and_windows_change_state(tmp_path: Path) -> None:
         pushed = asyncio.run(window_pushes())
         states = {(w["id"], w["state"]) for w in pushed}
         assert len(states) >= 6, f"windows pushed over the WebSocket: {states}"
-        assert {"staffed", "vacant"} <= {state for _, state in states} | {
-            w["state"] for w in httpx.get(f"{base}/api/windows").json()
-        }
+        assert {"staffed", "vacant"} <= {state for _, state in states}, "the hall opens, clerks sit and leave"
         devices = httpx.get(f"{base}/api/devices").json()
         assert sum(d["status"] == "online" for d in devices) == 17
         wait_for(lambda: httpx.get(f"{base}/api/stats").json()["accepted"] > 50, 30, "events stored")
