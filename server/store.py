@@ -122,7 +122,13 @@ class Store:
     def ingest(self, batch: list[Inbound]) -> Changes:
         """Store one batch atomically: rejections, new events, device and window state."""
         changes = Changes()
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        with Session(self.engine, expire_on_commit=False) as session, session.begin(), session.no_autoflush:
+            # The batch's devices and windows, loaded once (not one query per event).
+            checked_items = [item.checked for item in batch if not isinstance(item.checked, Rejection)]
+            device_ids = {c.device_id for c in checked_items}
+            window_ids = {w for c in checked_items if (w := getattr(getattr(c, "body", None), "window_id", None))}
+            devices = {r.id: r for r in session.scalars(select(DeviceRow).where(DeviceRow.id.in_(device_ids)))}
+            windows = {r.id: r for r in session.scalars(select(WindowRow).where(WindowRow.id.in_(window_ids)))}
             events: list[tuple[Event, datetime]] = []
             seen: set[Any] = set()
             for item in batch:
@@ -138,7 +144,7 @@ class Store:
                     session.add(row)
                     changes.rejections.append(row)
                 elif isinstance(checked, DeviceStatus):
-                    self._apply_status(session, checked, item.received, changes)
+                    self._apply_status(session, devices.get(checked.device_id), checked, item.received, changes)
                 else:
                     keys = (checked.msg_id, (checked.device_id, checked.boot, checked.seq))
                     if keys[0] in seen or keys[1] in seen:
@@ -151,7 +157,7 @@ class Store:
             for event, received in events:
                 if str(event.msg_id) in stored:
                     changes.events.append(event)
-                    self._apply_event(session, event, received, changes)
+                    self._apply_event(session, devices.get(event.device_id), windows, event, received, changes)
             self._touch_camera_windows(session, changes)
         return changes
 
@@ -178,8 +184,7 @@ class Store:
         statement = self._insert(EventRow).on_conflict_do_nothing().returning(EventRow.msg_id)
         return set(session.scalars(statement, rows).all())
 
-    def _apply_status(self, session: Session, status: DeviceStatus, received: datetime, changes: Changes) -> None:
-        row = session.get(DeviceRow, status.device_id)
+    def _apply_status(self, session: Session, row: DeviceRow | None, status: DeviceStatus, received: datetime, changes: Changes) -> None:
         if row is None or (row.boot is not None and status.boot < row.boot):
             return  # a late will of an earlier run must not mark a live device offline
         self._set_status(session, row, status.state, changes)
@@ -195,8 +200,9 @@ class Store:
         row.status = status
         changes.devices[row.id] = row
 
-    def _apply_event(self, session: Session, event: Event, received: datetime, changes: Changes) -> None:
-        device = session.get(DeviceRow, event.device_id)
+    def _apply_event(
+        self, session: Session, device: DeviceRow | None, windows: dict[str, WindowRow], event: Event, received: datetime, changes: Changes
+    ) -> None:
         if device is not None:
             device.last_seen = received
             if device.status == "stale":
@@ -204,7 +210,7 @@ class Store:
         window_id = getattr(event.body, "window_id", None)
         if window_id is None:
             return
-        window = session.get(WindowRow, window_id)
+        window = windows.get(window_id)
         if window is None:
             return
         facts = apply_event(_facts(window), event)
