@@ -21,6 +21,25 @@
  *                live: bool (false: backfilled data, never sounds), rule: "thresholds.x"|null,
  *                threshold_s: int, source: citation text, facts: {str: str}, evidence: str|null}
  *   POST /api/alerts/{id}/ack  body {"by": "<on-duty name>"} -> the updated alert (404 if unknown)
+ *   GET /api/patrols?day=YYYY-MM-DD (the hall clock's day, see hallNow()) -> {day, working_day: bool|null,
+ *       calendar_error: str|null, scheduled: [{name, at: ISO, round_id: int|null, started_at: ISO|null}],
+ *       rounds: [{id, kind: hall|cctv, kind_zh, name: str|null, scheduled_at, started_at, officer,
+ *                 period_start, ended_at, ended_by, minutes}]}
+ *     A scheduled entry is done (round_id set), missing (its time has passed) or upcoming.
+ *   GET /api/patrols/{id} -> round + {checklist: [{window_id, window_name, department, state, state_zh,
+ *       occupant, hint, items: [...], findings: [finding]}]}
+ *       finding = {id, round_id, window_id, window_name, department, category: vacant|away|
+ *         unregistered_substitute|evaluator|phone|chatting|eating|sleeping|no_badge|other, category_zh,
+ *         origin: device|officer, status: draft|confirmed|dismissed|disputed|upheld|overturned|rectified,
+ *         status_zh, observed_at, observed_until: ISO|null, note, facts: {str: str} (device findings add
+ *         raised_at and live: yes|no), rule, basis, evidence, alert_type, confirmed_at,
+ *         dispute_deadline, actions: [confirm|dismiss|dispute|…], history: [{status, status_zh, at, actor, reason}]}
+ *   POST /api/findings/{id}/confirm  body {"actor": "<on-duty name>"} -> the updated finding
+ *   POST /api/findings/{id}/dismiss  body {"actor": "<on-duty name>", "reason": "<text>"} -> the finding
+ *       409 {"detail": "<why the workflow refuses>"}, 404 {"detail": "no finding N"},
+ *       422 {"detail": [{loc, msg}]} — shown next to the finding.
+ *     Patrols have no WebSocket message: refetched on load, on every (re)connect, every 30 s,
+ *     just after the next scheduled round's time, and after a confirm/dismiss.
  *   WebSocket /ws pushes {kind: "window"|"device"|"event"|"stats"|"alert",
  *     window|device|event|stats|alert: {...}} with the same item shapes as above ("alert" on
  *     raise, clear, acknowledge or liveness change). On close we reconnect with exponential
@@ -34,6 +53,12 @@
  * Test hooks: window cards [data-window-id][data-state][data-alert=<type of top open alert>];
  * alert rows [data-alert-id][data-alert-state]; ack buttons .ack-button;
  * #alerts[data-beeps] counts beeps played.
+ * Patrols: #patrols[data-day][data-pending=<drafts>]; rounds .patrol-round[data-round-name]
+ * [data-round-state=done|missing|upcoming][data-round-id]; findings [data-finding-id]
+ * [data-finding-status]; buttons .finding-confirm, .finding-dismiss; the inline dismiss form
+ * form.dismiss-form > input.dismiss-reason, .finding-submit, .finding-cancel; errors .finding-error.
+ * The actor of a confirm/dismiss is the 值班人员 input (#duty-name, localStorage "hallwatch.duty"),
+ * the same name alerts are acknowledged with.
  *
  * Server data is only ever written with textContent (never innerHTML).
  */
@@ -147,6 +172,48 @@
       "alertState.active": "未确认",
       "alertState.acknowledged": "已确认",
       "alertState.cleared": "已解除",
+      "patrols.title": "今日巡查",
+      "patrols.loading": "正在加载巡查…",
+      "patrols.loadFailed": "巡查数据加载失败，稍后自动重试",
+      "patrols.none": "今日无定时巡查",
+      "patrols.notWorkingDay": "今日非工作日，无定时巡查",
+      "patrols.pending": "待确认 {n} 条",
+      "round.done": "已巡查",
+      "round.missing": "未巡查",
+      "round.upcoming": "未到时间",
+      "round.at": "计划",
+      "round.started": "开始",
+      "round.unscheduled": "非定时",
+      "round.kind.hall": "大厅巡查",
+      "round.kind.cctv": "监控巡查",
+      "round.findings": "发现问题 {n} 条",
+      "round.findingsPending": "发现问题 {n} 条，待确认 {p} 条",
+      "round.noFindings": "未发现问题",
+      "round.loadingFindings": "正在加载…",
+      "round.findingsFailed": "发现的问题加载失败",
+      "finding.confirm": "确认",
+      "finding.dismiss": "驳回",
+      "finding.reason": "驳回理由",
+      "finding.submitDismiss": "提交驳回",
+      "finding.cancel": "取消",
+      "finding.working": "正在提交…",
+      "finding.needName": "请先在“值班人员”中填写您的姓名。",
+      "finding.needReason": "请填写驳回理由。",
+      "finding.failed": "操作失败，请重试",
+      "finding.notFound": "该问题已不存在",
+      "finding.since": "{t} 起",
+      "finding.ongoing": "巡查时仍在持续",
+      "finding.historical": "补传",
+      "finding.confirmed": "已确认：{what}",
+      "finding.dismissed": "已驳回：{what}",
+      "finding.error": "未能处理 {what}：{msg}",
+      "fstatus.draft": "待确认",
+      "fstatus.confirmed": "已确认",
+      "fstatus.dismissed": "已排除",
+      "fstatus.disputed": "异议核实中",
+      "fstatus.upheld": "异议不成立",
+      "fstatus.overturned": "异议成立，已撤销",
+      "fstatus.rectified": "已整改",
       "unit.s": "{n} 秒",
       "unit.min": "{n} 分钟",
       "unit.h": "{n} 小时",
@@ -245,6 +312,58 @@
       "alertState.active": "Unacknowledged",
       "alertState.acknowledged": "Acknowledged",
       "alertState.cleared": "Cleared",
+      "patrols.title": "Today's patrols",
+      "patrols.loading": "Loading patrols…",
+      "patrols.loadFailed": "Could not load patrols; retrying shortly",
+      "patrols.none": "No scheduled patrols today",
+      "patrols.notWorkingDay": "Not a working day: no scheduled patrols",
+      "patrols.pending": "{n} to confirm",
+      "round.done": "Done",
+      "round.missing": "Missed",
+      "round.upcoming": "Not yet due",
+      "round.at": "Due",
+      "round.started": "Started",
+      "round.unscheduled": "unscheduled",
+      "round.kind.hall": "Hall patrol",
+      "round.kind.cctv": "CCTV patrol",
+      "round.findings": "{n} findings",
+      "round.findingsPending": "{n} findings, {p} to confirm",
+      "round.noFindings": "No findings",
+      "round.loadingFindings": "Loading…",
+      "round.findingsFailed": "Could not load the findings",
+      "finding.confirm": "Confirm",
+      "finding.dismiss": "Dismiss",
+      "finding.reason": "Reason for dismissal",
+      "finding.submitDismiss": "Dismiss finding",
+      "finding.cancel": "Cancel",
+      "finding.working": "Saving…",
+      "finding.needName": "Enter your name under “On duty” first.",
+      "finding.needReason": "Enter a reason for the dismissal.",
+      "finding.failed": "Failed, please retry",
+      "finding.notFound": "This finding no longer exists",
+      "finding.since": "since {t}",
+      "finding.ongoing": "still going on at the patrol",
+      "finding.historical": "Backfilled",
+      "finding.confirmed": "Confirmed: {what}",
+      "finding.dismissed": "Dismissed: {what}",
+      "finding.error": "Could not update {what}: {msg}",
+      "fstatus.draft": "Draft",
+      "fstatus.confirmed": "Confirmed",
+      "fstatus.dismissed": "Dismissed",
+      "fstatus.disputed": "Disputed (re-check)",
+      "fstatus.upheld": "Dispute rejected",
+      "fstatus.overturned": "Dispute upheld, withdrawn",
+      "fstatus.rectified": "Rectified",
+      "cat.vacant": "Vacant window",
+      "cat.away": "Away too long",
+      "cat.unregistered_substitute": "Unregistered substitute",
+      "cat.evaluator": "Evaluator not used / wrong clerk",
+      "cat.phone": "Phone or games at the counter",
+      "cat.chatting": "Chatting, visiting other windows",
+      "cat.eating": "Eating at the counter",
+      "cat.sleeping": "Sleeping at the counter",
+      "cat.no_badge": "Badge not worn",
+      "cat.other": "Other",
       "unit.s": "{n} s",
       "unit.min": "{n} min",
       "unit.h": "{n} h",
@@ -1255,6 +1374,617 @@
     });
   }
 
+  // ---------------------------------------------------------------- patrols (巡查)
+  // The day's scheduled rounds and the findings each round drafted from the alerts;
+  // the officer on duty confirms or dismisses the drafts here.
+  var PATROL_REFRESH_MS = 30000;
+  var ROUND_STATE_ICONS = { done: "✓", missing: "✕", upcoming: "◷" };
+  var FINDING_STATUS_ICONS = {
+    draft: "?", confirmed: "!", dismissed: "–", disputed: "…", upheld: "!", overturned: "↺", rectified: "✓"
+  };
+  var HIDDEN_FACTS = { raised_at: true, live: true };
+
+  var patrols = null;            // last GET /api/patrols answer
+  var patrolRounds = {};         // round id -> GET /api/patrols/{id} answer (null: failed)
+  var patrolsLoaded = false;
+  var patrolsFailed = false;
+  var patrolFetchGen = 0;
+  var patrolTimer = null;        // refresh just after the next scheduled round's time
+  var patrolRenderDeferred = false;
+  var findingPending = {};       // finding id -> "confirm" | "dismiss" while the POST is in flight
+  var findingErrors = {};        // finding id -> {key} (i18n) or {text} (server's reason)
+  var dismissOpen = {};          // finding id -> reason typed so far (the inline form is open)
+  var roundOpen = {};            // round id -> true/false once the user toggled its findings
+
+  // "YYYY-MM-DD" of the hall clock (the demo runs on a simulated day).
+  function hallDay() {
+    if (hallClock.at === null) return null;
+    var p = partsInTz(hallNow());
+    return p.y + "-" + p.mo + "-" + p.d;
+  }
+
+  function categoryName(f) {
+    if (lang === "en" && Object.prototype.hasOwnProperty.call(I18N.en, "cat." + f.category)) return t("cat." + f.category);
+    return f.category_zh || String(f.category);
+  }
+
+  function findingStatusOf(f) {
+    return typeof f.status === "string" && f.status ? f.status : "draft";
+  }
+
+  function findingStatusText(f) {
+    var st = findingStatusOf(f);
+    if (lang === "zh" && f.status_zh) return f.status_zh;
+    return labelOr("fstatus", st);
+  }
+
+  function findingWhat(f) {
+    return (f.window_name || f.window_id || "—") + " " + categoryName(f);
+  }
+
+  function minutesText(ms) {
+    if (ms < 60000) return tf("unit.s", { n: Math.max(0, Math.round(ms / 1000)) });
+    return tf("unit.min", { n: Math.round(ms / 60000) });
+  }
+
+  // "08:21–08:44（23 分钟）" or "09:15 起，巡查时仍在持续".
+  function findingSpan(f) {
+    var from = parseTime(f.observed_at);
+    if (!from) return "—";
+    var until = parseTime(f.observed_until);
+    if (!until) return tf("finding.since", { t: shortHM(f.observed_at) }) + t("sep") + t("finding.ongoing");
+    var a = partsInTz(from), b = partsInTz(until);
+    var sameDay = a.y === b.y && a.mo === b.mo && a.d === b.d;
+    var text = shortHM(f.observed_at) + "–" + (sameDay ? b.h + ":" + b.mi : shortHM(f.observed_until));
+    return text + (lang === "zh" ? "（" : " (") + minutesText(until.getTime() - from.getTime()) + (lang === "zh" ? "）" : ")");
+  }
+
+  function findingFacts(f) {
+    var facts = f.facts && typeof f.facts === "object" ? f.facts : {};
+    return Object.keys(facts).filter(function (k) {
+      return !HIDDEN_FACTS[k] && facts[k] !== null && facts[k] !== undefined && facts[k] !== "";
+    }).map(function (k) {
+      var v = facts[k];
+      return k + "=" + (typeof v === "object" ? JSON.stringify(v) : String(v));
+    });
+  }
+
+  // State of a scheduled round: done (a round exists), missing (its time has passed), upcoming.
+  function scheduledState(s) {
+    if (s.round_id !== null && s.round_id !== undefined) return "done";
+    var at = parseTime(s.at);
+    return at && at.getTime() <= hallNow().getTime() ? "missing" : "upcoming";
+  }
+
+  function roundFindings(id) {
+    var view = patrolRounds[id];
+    if (!view || !Array.isArray(view.checklist)) return null;
+    var list = [];
+    view.checklist.forEach(function (entry) {
+      (entry && Array.isArray(entry.findings) ? entry.findings : []).forEach(function (f) {
+        if (f && f.id !== undefined && f.id !== null) list.push(f);
+      });
+    });
+    return list;
+  }
+
+  function allFindings() {
+    var list = [];
+    Object.keys(patrolRounds).forEach(function (id) { list = list.concat(roundFindings(id) || []); });
+    return list;
+  }
+
+  function refreshPatrols() {
+    patrolFetchGen++;
+    var gen = patrolFetchGen;
+    var day = hallDay();
+    var url = "/api/patrols" + (day ? "?day=" + encodeURIComponent(day) : "");
+    return getJSON(url).then(function (list) {
+      if (gen !== patrolFetchGen) return null;
+      var ids = [];
+      (list && Array.isArray(list.rounds) ? list.rounds : []).forEach(function (r) {
+        if (r && r.id !== undefined && r.id !== null) ids.push(r.id);
+      });
+      return Promise.all(ids.map(function (id) {
+        return getJSON("/api/patrols/" + encodeURIComponent(id)).catch(function (err) {
+          if (window.console) console.warn("HallWatch: patrol round fetch failed", err);
+          return null;
+        });
+      })).then(function (views) {
+        if (gen !== patrolFetchGen) return;
+        var next = {};
+        ids.forEach(function (id, i) {
+          // A round that failed to load keeps what we had (if anything).
+          next[id] = views[i] || (patrolRounds[id] !== undefined ? patrolRounds[id] : null);
+        });
+        if (patrols && list && patrols.day !== list.day) {
+          findingErrors = {};
+          dismissOpen = {};
+          roundOpen = {};
+        }
+        patrols = list;
+        patrolRounds = next;
+        patrolsLoaded = true;
+        patrolsFailed = false;
+        pruneFindingState();
+        renderPatrols();
+        schedulePatrolRefresh();
+      });
+    }).catch(function (err) {
+      if (gen !== patrolFetchGen) return;
+      patrolsFailed = true;
+      renderPatrols();
+      if (window.console) console.warn("HallWatch: patrols fetch failed", err);
+    });
+  }
+
+  // Forget the UI state of findings no longer shown.
+  function pruneFindingState() {
+    var known = {};
+    allFindings().forEach(function (f) { known[f.id] = true; });
+    [findingErrors, dismissOpen].forEach(function (m) {
+      Object.keys(m).forEach(function (id) { if (!known[id] && !findingPending[id]) delete m[id]; });
+    });
+  }
+
+  // A scheduled round opens on the server at its time: look again just after it.
+  function schedulePatrolRefresh() {
+    if (patrolTimer) { window.clearTimeout(patrolTimer); patrolTimer = null; }
+    if (!patrols || !Array.isArray(patrols.scheduled)) return;
+    var now = hallNow().getTime();
+    var speed = hallClock.speed > 0 ? hallClock.speed : 1;
+    var soonest = null;
+    patrols.scheduled.forEach(function (s) {
+      if (scheduledState(s) !== "upcoming") return;
+      var wait = (parseTime(s.at).getTime() - now) / speed;
+      if (soonest === null || wait < soonest) soonest = wait;
+    });
+    if (soonest !== null && soonest < PATROL_REFRESH_MS) {
+      patrolTimer = window.setTimeout(function () {
+        patrolTimer = null;
+        refreshPatrols();
+      }, Math.max(1000, soonest + 3000));
+    }
+  }
+
+  // Replace a finding in the loaded rounds by the server's answer to an action.
+  function putFinding(f) {
+    Object.keys(patrolRounds).forEach(function (id) {
+      var view = patrolRounds[id];
+      if (!view || !Array.isArray(view.checklist)) return;
+      view.checklist.forEach(function (entry) {
+        if (!entry || !Array.isArray(entry.findings)) return;
+        for (var i = 0; i < entry.findings.length; i++) {
+          if (entry.findings[i] && entry.findings[i].id === f.id) entry.findings[i] = f;
+        }
+      });
+    });
+  }
+
+  function findFinding(id) {
+    var list = allFindings();
+    for (var i = 0; i < list.length; i++) if (String(list[i].id) === String(id)) return list[i];
+    return null;
+  }
+
+  function announcePatrol(text) {
+    var live = $("patrols-live");
+    live.textContent = "";
+    live.textContent = text;
+  }
+
+  // The server's reason: 409 {"detail": "cannot confirm: …"}, 422 {"detail": [{msg, loc}]}.
+  function errorDetail(body) {
+    if (!body) return null;
+    var d = body.detail;
+    if (typeof d === "string" && d) return d;
+    if (Array.isArray(d)) {
+      var parts = d.map(function (x) {
+        if (!x || typeof x !== "object") return String(x);
+        var loc = Array.isArray(x.loc) && x.loc.length ? x.loc[x.loc.length - 1] + ": " : "";
+        return loc + (x.msg || "");
+      }).filter(Boolean);
+      if (parts.length) return parts.join("; ");
+    }
+    return null;
+  }
+
+  function postJSON(url, body) {
+    return fetch(url, {
+      method: "POST",
+      cache: "no-store",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" },
+      body: JSON.stringify(body)
+    }).then(function (r) {
+      return r.json().catch(function () { return null; }).then(function (data) {
+        if (!r.ok) {
+          var e = new Error(url + " -> HTTP " + r.status);
+          e.status = r.status;
+          e.detail = errorDetail(data);
+          throw e;
+        }
+        return data;
+      });
+    });
+  }
+
+  function dutyName() {
+    return $("duty-name").value.trim();
+  }
+
+  function needDutyName(id) {
+    findingErrors[id] = { key: "finding.needName" };
+    var input = $("duty-name");
+    input.setAttribute("aria-invalid", "true");
+    renderPatrols(true);
+    announcePatrol(t("finding.needName"));
+    input.focus();
+  }
+
+  // action: "confirm" | "dismiss" (with a reason).
+  function actOnFinding(id, action, reason) {
+    if (findingPending[id]) return;
+    var f = findFinding(id);
+    var actor = dutyName();
+    if (!actor) { needDutyName(id); return; }
+    var body = { actor: actor };
+    if (action === "dismiss") {
+      reason = (reason || "").trim();
+      if (!reason) {
+        findingErrors[id] = { key: "finding.needReason" };
+        renderPatrols(true);
+        announcePatrol(t("finding.needReason"));
+        focusFinding(id, "reason");
+        return;
+      }
+      body.reason = reason;
+    }
+    findingPending[id] = action;
+    delete findingErrors[id];
+    renderPatrols(true);
+    postJSON("/api/findings/" + encodeURIComponent(id) + "/" + action, body).then(function (updated) {
+      delete findingPending[id];
+      if (action === "dismiss") delete dismissOpen[id];
+      if (updated && updated.id !== undefined) putFinding(updated);
+      renderPatrols(true);
+      focusFinding(id, "row");
+      var what = findingWhat(updated || f || {});
+      announcePatrol(tf(action === "confirm" ? "finding.confirmed" : "finding.dismissed", { what: what }));
+      refreshPatrols();
+    }).catch(function (err) {
+      delete findingPending[id];
+      if (err && err.detail) findingErrors[id] = { text: err.detail };
+      else findingErrors[id] = { key: err && err.status === 404 ? "finding.notFound" : "finding.failed" };
+      renderPatrols(true);
+      var e = findingErrors[id];
+      announcePatrol(tf("finding.error", { what: f ? findingWhat(f) : "#" + id, msg: e.text || t(e.key) }));
+      if (err && (err.status === 409 || err.status === 404)) refreshPatrols();  // someone else acted on it
+      if (window.console) console.warn("HallWatch: finding " + action + " failed", err);
+    });
+  }
+
+  function buildFinding(f) {
+    var id = String(f.id);
+    var st = findingStatusOf(f);
+    var li = el("li", "finding fstatus-" + st.replace(/[^a-z_]/gi, ""));
+    li.tabIndex = -1;
+    li.setAttribute("data-finding-id", id);
+    li.setAttribute("data-finding-status", st);
+
+    var head = el("div", "finding-head");
+    var title = el("h4", "finding-title");
+    title.id = "finding-title-" + id;
+    title.appendChild(el("span", "finding-window", f.window_name || f.window_id || "—"));
+    title.appendChild(el("span", "finding-category", categoryName(f)));
+    head.appendChild(title);
+    var status = el("span", "finding-status fstatus-" + st.replace(/[^a-z_]/gi, ""));
+    var icon = el("span", "fstatus-icon", FINDING_STATUS_ICONS[st] || "·");
+    icon.setAttribute("aria-hidden", "true");
+    status.appendChild(icon);
+    status.appendChild(el("span", null, findingStatusText(f)));
+    head.appendChild(status);
+    li.appendChild(head);
+    li.setAttribute("aria-labelledby", title.id);
+
+    var facts = el("div", "finding-facts");
+    facts.appendChild(el("span", "finding-span", findingSpan(f)));
+    findingFacts(f).forEach(function (x) { facts.appendChild(el("span", "finding-fact", x)); });
+    if (f.facts && f.facts.live === "no") facts.appendChild(el("span", "badge-historical", t("finding.historical")));
+    li.appendChild(facts);
+    if (f.origin !== "device" && f.note) li.appendChild(el("div", "finding-note", f.note));
+
+    // Who took the last step (confirmed / dismissed …) and why.
+    var steps = Array.isArray(f.history) ? f.history : [];
+    var last = steps.length ? steps[steps.length - 1] : null;
+    if (st !== "draft" && last) {
+      var text = (last.actor || "—") + " " + shortHM(last.at);
+      if (last.reason) text += t("colon") + last.reason;
+      li.appendChild(el("div", "finding-step", text));
+    }
+
+    var actions = Array.isArray(f.actions) ? f.actions : [];
+    var pending = findingPending[id];
+    var label = findingWhat(f);
+    var row = el("div", "finding-actions");
+    if (actions.indexOf("confirm") >= 0) {
+      var ok = el("button", "finding-button finding-confirm", pending === "confirm" ? t("finding.working") : t("finding.confirm"));
+      ok.type = "button";
+      ok.setAttribute("aria-label", t("finding.confirm") + t("colon") + label);
+      if (pending) ok.setAttribute("aria-disabled", "true");
+      row.appendChild(ok);
+    }
+    if (actions.indexOf("dismiss") >= 0) {
+      var no = el("button", "finding-button finding-dismiss", t("finding.dismiss"));
+      no.type = "button";
+      no.setAttribute("aria-label", t("finding.dismiss") + t("colon") + label);
+      no.setAttribute("aria-expanded", Object.prototype.hasOwnProperty.call(dismissOpen, id) ? "true" : "false");
+      no.setAttribute("aria-controls", "dismiss-form-" + id);
+      if (pending) no.setAttribute("aria-disabled", "true");
+      row.appendChild(no);
+    }
+    if (row.firstChild) head.appendChild(row);
+
+    if (actions.indexOf("dismiss") >= 0 && Object.prototype.hasOwnProperty.call(dismissOpen, id)) {
+      var form = el("form", "dismiss-form");
+      form.id = "dismiss-form-" + id;
+      form.noValidate = true;
+      var inputId = "dismiss-reason-" + id;
+      var lab = el("label", "dismiss-label", t("finding.reason"));
+      lab.htmlFor = inputId;
+      form.appendChild(lab);
+      var input = el("input", "dismiss-reason");
+      input.id = inputId;
+      input.type = "text";
+      input.maxLength = 1000;
+      input.autocomplete = "off";
+      input.value = dismissOpen[id];
+      if (findingErrors[id]) input.setAttribute("aria-describedby", "finding-error-" + id);
+      if (findingErrors[id] && findingErrors[id].key === "finding.needReason") input.setAttribute("aria-invalid", "true");
+      form.appendChild(input);
+      var send = el("button", "finding-button finding-submit", pending === "dismiss" ? t("finding.working") : t("finding.submitDismiss"));
+      send.type = "submit";
+      if (pending) send.setAttribute("aria-disabled", "true");
+      form.appendChild(send);
+      var cancel = el("button", "finding-button finding-cancel", t("finding.cancel"));
+      cancel.type = "button";
+      form.appendChild(cancel);
+      li.appendChild(form);
+    }
+
+    var e = findingErrors[id];
+    if (e) {
+      var err = el("p", "finding-error", e.text || t(e.key));
+      err.id = "finding-error-" + id;
+      li.appendChild(err);
+    }
+    return li;
+  }
+
+  function roundMark(state, text) {
+    var mark = el("span", "round-mark rstate-" + state);
+    var icon = el("span", "rstate-icon", ROUND_STATE_ICONS[state] || "·");
+    icon.setAttribute("aria-hidden", "true");
+    mark.appendChild(icon);
+    mark.appendChild(el("span", null, text));
+    return mark;
+  }
+
+  // One round: a scheduled entry (s) and/or the round itself (r, with its findings).
+  function buildRound(s, r) {
+    var state = s ? scheduledState(s) : "done";
+    var li = el("li", "patrol-round rstate-" + state);
+    li.setAttribute("data-round-state", state);
+    if (s) li.setAttribute("data-round-name", s.name);
+    if (r) li.setAttribute("data-round-id", String(r.id));
+
+    var head = el("div", "round-head");
+    head.appendChild(roundMark(state, t("round." + state)));
+    var name = s ? s.name : (r.name || labelOr("round.kind", r.kind) + (lang === "zh" ? "（" : " (") +
+      t("round.unscheduled") + (lang === "zh" ? "）" : ")"));
+    head.appendChild(el("h3", "round-name", name));
+    if (s) head.appendChild(el("time", "round-at", t("round.at") + " " + shortHM(s.at)));
+    li.appendChild(head);
+
+    if (r) {
+      var meta = [t("round.started") + " " + shortHM(r.started_at)];
+      if (r.officer) meta.push(r.officer);
+      li.appendChild(el("div", "round-meta", meta.join(" · ")));
+      var list = roundFindings(r.id);
+      if (list === null) {
+        li.appendChild(el("p", "round-note", t(patrolRounds[r.id] === null ? "round.findingsFailed" : "round.loadingFindings")));
+      } else if (!list.length) {
+        li.appendChild(el("p", "round-note", t("round.noFindings")));
+      } else {
+        var drafts = list.filter(function (f) { return findingStatusOf(f) === "draft"; }).length;
+        var det = el("details", "round-findings");
+        det.setAttribute("data-round-id", String(r.id));
+        det.open = Object.prototype.hasOwnProperty.call(roundOpen, r.id) ? roundOpen[r.id] : drafts > 0;
+        det.appendChild(el("summary", "round-summary", drafts ?
+          tf("round.findingsPending", { n: list.length, p: drafts }) : tf("round.findings", { n: list.length })));
+        var ul = el("ul", "finding-list");
+        ul.setAttribute("role", "list");
+        list.forEach(function (f) { ul.appendChild(buildFinding(f)); });
+        det.appendChild(ul);
+        li.appendChild(det);
+      }
+    }
+    return li;
+  }
+
+  // Where focus is inside the patrol panel, so a re-render can put it back.
+  function patrolFocus() {
+    var a = document.activeElement;
+    if (!a || !a.closest || !$("patrols").contains(a)) return null;
+    var row = a.closest(".finding[data-finding-id]");
+    if (!row) {
+      var det = a.closest("details.round-findings");
+      return det ? { round: det.getAttribute("data-round-id") } : null;
+    }
+    var what = "row";
+    if (a.classList.contains("finding-confirm")) what = "confirm";
+    else if (a.classList.contains("finding-dismiss")) what = "dismiss";
+    else if (a.classList.contains("dismiss-reason")) what = "reason";
+    else if (a.classList.contains("finding-submit")) what = "submit";
+    else if (a.classList.contains("finding-cancel")) what = "cancel";
+    var f = { id: row.getAttribute("data-finding-id"), what: what };
+    if (what === "reason") { f.start = a.selectionStart; f.end = a.selectionEnd; }
+    return f;
+  }
+
+  function focusFinding(id, what, start, end) {
+    var row = $("patrol-rounds").querySelector('.finding[data-finding-id="' + cssEscape(String(id)) + '"]');
+    if (!row) return;
+    var sel = { confirm: ".finding-confirm", dismiss: ".finding-dismiss", reason: ".dismiss-reason",
+      submit: ".finding-submit", cancel: ".finding-cancel" }[what];
+    var target = (sel && row.querySelector(sel)) || row;
+    var det = row.closest("details");
+    if (det && !det.open) return;
+    target.focus();
+    if (what === "reason" && typeof start === "number") {
+      try { target.setSelectionRange(start, typeof end === "number" ? end : start); } catch (e) { /* ignore */ }
+    }
+  }
+
+  // force: re-render even while a reason box has focus (after the user's own action).
+  function renderPatrols(force) {
+    var panel = $("patrols");
+    var active = document.activeElement;
+    // A refresh never replaces the reason box while it is being typed in (an IME
+    // composition would be lost); it is applied once focus leaves the panel.
+    if (!force && active && active.classList && active.classList.contains("dismiss-reason") && panel.contains(active)) {
+      patrolRenderDeferred = true;
+      return;
+    }
+    patrolRenderDeferred = false;
+    var focus = patrolFocus();
+    var list = $("patrol-rounds");
+    var scroll = list.scrollTop;
+    var panelScroll = panel.scrollTop;
+    clear(list);
+
+    var day = patrols && patrols.day ? patrols.day : hallDay();
+    panel.setAttribute("data-day", day || "");
+    $("patrols-day").textContent = day || "";
+
+    var rounds = patrols && Array.isArray(patrols.rounds) ? patrols.rounds : [];
+    var byId = {};
+    rounds.forEach(function (r) { if (r) byId[r.id] = r; });
+    var used = {};
+    var scheduled = patrols && Array.isArray(patrols.scheduled) ? patrols.scheduled : [];
+    scheduled.forEach(function (s) {
+      var r = s.round_id !== null && s.round_id !== undefined ? byId[s.round_id] : null;
+      if (r) used[r.id] = true;
+      list.appendChild(buildRound(s, r || null));
+    });
+    rounds.forEach(function (r) {     // unscheduled rounds and CCTV sessions of the day
+      if (r && !used[r.id]) list.appendChild(buildRound(null, r));
+    });
+
+    var drafts = allFindings().filter(function (f) { return findingStatusOf(f) === "draft"; }).length;
+    var badge = $("patrols-pending");
+    badge.hidden = drafts === 0;
+    badge.textContent = tf("patrols.pending", { n: drafts });
+    panel.setAttribute("data-pending", String(drafts));
+
+    var msg = $("patrols-message");
+    var key = null;
+    if (!patrolsLoaded) key = patrolsFailed ? null : "patrols.loading";
+    else if (!list.firstChild) key = patrols && patrols.working_day === false ? "patrols.notWorkingDay" : "patrols.none";
+    msg.hidden = key === null;
+    if (key) { msg.setAttribute("data-i18n", key); msg.textContent = t(key); }
+
+    var errNode = $("patrols-error");
+    var errText = patrolsFailed ? t("patrols.loadFailed") : (patrols && patrols.calendar_error) || "";
+    errNode.hidden = !errText;
+    errNode.textContent = errText;
+
+    list.scrollTop = scroll;
+    panel.scrollTop = panelScroll;
+    if (focus && focus.id) focusFinding(focus.id, focus.what, focus.start, focus.end);
+    else if (focus && focus.round) {
+      var sum = list.querySelector('details.round-findings[data-round-id="' + cssEscape(focus.round) + '"] > summary');
+      if (sum) sum.focus();
+    }
+  }
+
+  function initPatrolControls() {
+    var panel = $("patrols");
+    panel.addEventListener("click", function (e) {
+      var btn = e.target && e.target.closest ? e.target.closest(".finding-button") : null;
+      var row = btn && btn.closest(".finding[data-finding-id]");
+      if (!row) return;
+      var id = row.getAttribute("data-finding-id");
+      if (btn.classList.contains("finding-confirm")) {
+        actOnFinding(id, "confirm");
+      } else if (btn.classList.contains("finding-dismiss")) {
+        if (findingPending[id]) return;
+        if (Object.prototype.hasOwnProperty.call(dismissOpen, id)) {
+          focusFinding(id, "reason");
+          return;
+        }
+        dismissOpen[id] = "";
+        if (findingErrors[id] && findingErrors[id].key === "finding.needReason") delete findingErrors[id];
+        renderPatrols(true);
+        focusFinding(id, "reason");
+      } else if (btn.classList.contains("finding-cancel")) {
+        delete dismissOpen[id];
+        delete findingErrors[id];
+        renderPatrols(true);
+        focusFinding(id, "dismiss");
+      }
+    });
+    panel.addEventListener("submit", function (e) {
+      var form = e.target;
+      if (!form || !form.classList || !form.classList.contains("dismiss-form")) return;
+      e.preventDefault();
+      var row = form.closest(".finding[data-finding-id]");
+      if (!row) return;
+      var id = row.getAttribute("data-finding-id");
+      var input = form.querySelector(".dismiss-reason");
+      dismissOpen[id] = input ? input.value : "";
+      actOnFinding(id, "dismiss", dismissOpen[id]);
+    });
+    panel.addEventListener("input", function (e) {
+      var input = e.target;
+      if (!input || !input.classList || !input.classList.contains("dismiss-reason")) return;
+      var row = input.closest(".finding[data-finding-id]");
+      if (row) dismissOpen[row.getAttribute("data-finding-id")] = input.value;
+    });
+    panel.addEventListener("keydown", function (e) {
+      if (e.key !== "Escape" || !e.target || !e.target.closest) return;
+      var form = e.target.closest(".dismiss-form");
+      var row = form && form.closest(".finding[data-finding-id]");
+      if (!row) return;
+      e.preventDefault();
+      var id = row.getAttribute("data-finding-id");
+      delete dismissOpen[id];
+      delete findingErrors[id];
+      renderPatrols(true);
+      focusFinding(id, "dismiss");
+    });
+    // A refresh that came while the reason was being typed: apply it once focus leaves the panel.
+    panel.addEventListener("focusout", function (e) {
+      if (!patrolRenderDeferred) return;
+      if (e.relatedTarget && panel.contains(e.relatedTarget)) return;
+      window.setTimeout(function () { if (patrolRenderDeferred) renderPatrols(); }, 0);
+    });
+    // Remember which rounds' findings are open across re-renders ("toggle" does not bubble).
+    panel.addEventListener("toggle", function (e) {
+      var d = e.target;
+      if (!d || !d.classList || !d.classList.contains("round-findings")) return;
+      roundOpen[d.getAttribute("data-round-id")] = d.open;
+    }, true);
+    $("duty-name").addEventListener("input", function () {
+      if (!dutyName()) return;
+      var changed = false;
+      Object.keys(findingErrors).forEach(function (id) {
+        if (findingErrors[id].key === "finding.needName") { delete findingErrors[id]; changed = true; }
+      });
+      if (changed) renderPatrols();
+    });
+    window.setInterval(refreshPatrols, PATROL_REFRESH_MS);
+  }
+
   function renderAll() {
     renderClock();
     renderConn();
@@ -1265,6 +1995,7 @@
     renderStats();
     renderAlerts();
     renderMute();
+    renderPatrols();
   }
 
   // ---------------------------------------------------------------- data updates
@@ -1406,8 +2137,10 @@
       fetchInFlight = false;
       renderHallName();
       renderAll();
+      refreshPatrols();  // after the hall clock is known: "today" is the hall's day
     }).catch(function (err) {
       if (gen === fetchGen) fetchInFlight = false;
+      if (gen === fetchGen && !patrolsLoaded) refreshPatrols();
       if (window.console) console.warn("HallWatch: refetch failed", err);
     });
   }
@@ -1509,6 +2242,7 @@
       setLang(lang === "zh" ? "en" : "zh");
     });
     initAlertControls();
+    initPatrolControls();
     refetchAll();   // show data even before the socket opens
     connect();
     window.setInterval(function () {
