@@ -50,6 +50,10 @@ def test_demo_page_answers_and_windows_change_state(tmp_path: Path) -> None:
         states = {(w["id"], w["state"]) for w in pushed}
         assert len(states) >= 6, f"windows pushed over the WebSocket: {states}"
         assert {"staffed", "vacant"} <= {state for _, state in states}, "the hall opens, clerks sit and leave"
+        alert = wait_for(lambda: httpx.get(f"{base}/api/alerts", params={"active": "true"}).json(), 60, "a live alert")[0]
+        assert alert["live"] and alert["source"], "an alert says which rule raised it and where the rule comes from"
+        acked = httpx.post(f"{base}/api/alerts/{alert['id']}/ack", json={"by": "督查科"}).json()
+        assert acked["state"] == "acknowledged"
         devices = httpx.get(f"{base}/api/devices").json()
         assert sum(d["status"] == "online" for d in devices) == 17
         wait_for(lambda: httpx.get(f"{base}/api/stats").json()["accepted"] > 50, 30, "events stored")
