@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -36,7 +36,9 @@ WINDOW_EVENT_TYPES = ("seat", "seat_heartbeat", "pause", "clerk_login")
 
 
 def observation_from(event_type: str, body: dict[str, Any], event_time: datetime, historical: bool, order: tuple[str, int, int]) -> Observation:
-    """One stored or live event as the core's observation."""
+    """One stored or live event as the core's observation (time normalised to
+    UTC once here, so the core's many comparisons stay cheap)."""
+    event_time = event_time.astimezone(timezone.utc)
     if event_type in SEAT_TYPES:
         occupied = body["state"] == "occupied"
         return Observation(event_time, "seat", occupied, body.get("occupant"), historical, order, body.get("snapshot_id"))

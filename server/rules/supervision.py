@@ -21,9 +21,9 @@ the fact that raised it was observed live.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
 from server.rules.calendar import WorkCalendar
@@ -157,8 +157,8 @@ class _Facts:
 
 @dataclass(slots=True)
 class _Run:
-    start: datetime
-    live_at: list[tuple[datetime, bool]] = field(default_factory=list)
+    start: int
+    live_at: list[tuple[int, bool]] = field(default_factory=list)
     facts: tuple[tuple[str, str], ...] = ()
     evidence: str | None = None
 
@@ -193,19 +193,29 @@ def instant_state(is_open: bool, camera_online: bool | None, occupied: bool | No
     return "staffed" if occupied else "vacant"
 
 
-def _dedupe_sorted(observations: Iterable[Observation]) -> list[Observation]:
-    unique: dict[tuple[object, ...], Observation] = {}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
+
+
+def _us(moment: datetime) -> int:
+    """Exact integer microseconds since the epoch: the core compares integers,
+    not aware datetimes (each of whose comparisons asks its tzinfo again)."""
+    return (moment - _EPOCH) // _US
+
+
+def _dedupe_sorted(observations: Iterable[Observation]) -> list[tuple[int, Observation]]:
+    unique: dict[tuple[object, ...], tuple[int, Observation]] = {}
     for obs in observations:
         key = (obs.order, obs.kind) if obs.order != ("", 0, 0) else (obs.time, obs.kind, obs.on, obs.who)
         kept = unique.get(key)
         # A duplicate keeps the live copy, so arrival order cannot matter.
-        if kept is None or (kept.historical and not obs.historical):
-            unique[key] = obs
-    return sorted(unique.values(), key=lambda o: (o.time, o.order, o.kind, o.on, o.who or ""))
+        if kept is None or (kept[1].historical and not obs.historical):
+            unique[key] = (_us(obs.time), obs)
+    return sorted(unique.values(), key=lambda p: (p[0], p[1].order, p[1].kind, p[1].on, p[1].who or ""))
 
 
-def _active(intervals: tuple[Interval, ...], at: datetime) -> set[str]:
-    return {i.person for i in intervals if i.start <= at < i.end}
+def _active(intervals: tuple[tuple[int, int, str], ...], at: int) -> set[str]:
+    return {person for start, end, person in intervals if start <= at < end}
 
 
 def evaluate_window(
@@ -218,126 +228,135 @@ def evaluate_window(
     tz,  # type: ignore[no-untyped-def]
 ) -> WindowDay:
     """Fold a window's day into its state timeline and alert episodes, up to ``until``."""
-    day_start = datetime.combine(day, datetime.min.time(), tz)
-    day_end = min(day_start + timedelta(days=1), until)
-    opened = open_intervals(day, policy, calendar, plan.on_lunch_duty, tz)
-    obs = [o for o in _dedupe_sorted(observations) if o.time < day_end]
+    day_start_dt = datetime.combine(day, datetime.min.time(), tz)
+    day_start = _us(day_start_dt)
+    day_end = min(_us(day_start_dt + timedelta(days=1)), _us(until))
+    ends_now = day_end == _us(until)
+    opened = [(_us(a), _us(b)) for a, b in open_intervals(day, policy, calendar, plan.on_lunch_duty, tz)]
+    obs = [p for p in _dedupe_sorted(observations) if p[0] < day_end]
+    leaves = tuple((_us(i.start), _us(i.end), i.person) for i in plan.leaves)
+    substitutes = tuple((_us(i.start), _us(i.end), i.person) for i in plan.substitutes)
+    single_clerk = plan.single_clerk
+    roster = plan.roster
+
+    def to_dt(us: int) -> datetime:
+        return (_EPOCH + us * _US).astimezone(tz)
 
     # Every moment at which something may change: observations, opening hours, leave.
     points = {day_start, day_end}
     for a, b in opened:
         points.update((a, b))
-    for interval in plan.leaves + plan.substitutes:
-        points.update((interval.start, interval.end))
-    points.update(o.time for o in obs)
+    for a, b, _ in leaves + substitutes:
+        points.update((a, b))
+    points.update(t for t, _ in obs)
     times = sorted(p for p in points if day_start <= p <= day_end)
-    # Observations before the day set the starting facts.
+
     facts = _Facts()
-    index = 0
     thresholds = policy.thresholds
-    limits = {
-        name: (getattr(thresholds, rule.threshold.split(".")[1]) if rule.threshold else 0) for name, rule in RULES.items()
-    }
+    limits = {name: (getattr(thresholds, rule.threshold.split(".")[1]) if rule.threshold else 0) for name, rule in RULES.items()}
+    limits_us = {name: limit * 1_000_000 for name, limit in limits.items()}
     runs: dict[str, _Run] = {}
     alerts: list[Alert] = []
-    timeline: list[Segment] = []
+    timeline: list[list[object]] = []  # [start_us, end_us, state]
 
-    def apply(o: Observation) -> None:
-        if o.kind == "seat":
+    def apply(o: Observation, at: datetime) -> None:
+        kind = o.kind
+        if kind == "seat":
             if facts.occupied != o.on:
-                facts.seat_since = o.time
+                facts.seat_since = at
                 facts.seat_evidence = o.evidence
             facts.occupied, facts.occupant, facts.seat_live = o.on, (o.who if o.on else None), not o.historical
-        elif o.kind == "pause":
+        elif kind == "pause":
             facts.paused, facts.pause_reason, facts.pause_live = o.on, (o.who if o.on else None), not o.historical
-        elif o.kind == "login":
+        elif kind == "login":
             facts.login, facts.login_live = o.who, not o.historical
         else:
             facts.camera, facts.camera_live = o.on, not o.historical
 
-    def close_run(name: str, end: datetime | None) -> None:
+    def close_run(name: str, end: int | None) -> None:
         run = runs.pop(name)
-        limit = limits[name]
         stop = end if end is not None else day_end
         # "Beyond" the threshold: a pause of exactly pause_max_s is allowed.
-        if (stop - run.start).total_seconds() <= limit:
+        if stop - run.start <= limits_us[name]:
             return
-        raised = run.start + timedelta(seconds=limit)
+        raised = run.start + limits_us[name]
         live = next((flag for t, flag in reversed(run.live_at) if t <= raised), run.live_at[0][1])
         rule = RULES[name]
         alerts.append(
             Alert(
                 window=plan.window,
                 type=name,
-                condition_since=run.start,
-                raised_at=raised,
-                cleared_at=end,
+                condition_since=to_dt(run.start),
+                raised_at=to_dt(raised),
+                cleared_at=to_dt(end) if end is not None else None,
                 live=live,
                 severity=rule.severity,
                 rule=rule.threshold,
-                threshold_s=limit,
+                threshold_s=limits[name],
                 source=policy.sources.get(rule.threshold or "", "") if rule.threshold else "hall plan: leave register",
                 facts=run.facts,
                 evidence=run.evidence,
             )
         )
 
-    open_i = 0
+    def track(name: str, holds: bool, start: int, live: bool, details: Callable[[], tuple[tuple[str, str], ...]], evidence: str | None) -> None:
+        run = runs.get(name)
+        if holds:
+            if run is None:
+                run = runs[name] = _Run(start, facts=details(), evidence=evidence)
+            run.live_at.append((start, live))
+        elif run is not None:
+            close_run(name, start)
+
+    index, open_i, count = 0, 0, len(obs)
     for start, end in zip(times, times[1:]):
-        while index < len(obs) and obs[index].time <= start:
-            apply(obs[index])
+        while index < count and obs[index][0] <= start:
+            apply(obs[index][1], obs[index][1].time)
             index += 1
         while open_i < len(opened) and opened[open_i][1] <= start:
             open_i += 1
-        is_open = open_i < len(opened) and opened[open_i][0] <= start < opened[open_i][1] and plan.staffed
-        on_leave = _active(plan.leaves, start) & plan.roster
-        covering = _active(plan.substitutes, start)
-        uncovered_leave = bool(plan.single_clerk and on_leave and not covering)
+        is_open = plan.staffed and open_i < len(opened) and opened[open_i][0] <= start < opened[open_i][1]
+        if leaves or substitutes:
+            on_leave = _active(leaves, start) & roster
+            covering = _active(substitutes, start)
+        else:
+            on_leave, covering = set(), set()
+        uncovered_leave = bool(single_clerk and on_leave and not covering)
 
         state = instant_state(is_open, facts.camera, facts.occupied, facts.paused)
-        if timeline and timeline[-1].state == state and timeline[-1].end == start:
-            timeline[-1] = Segment(timeline[-1].start, end, state)
+        if timeline and timeline[-1][2] == state:
+            timeline[-1][1] = end
         else:
-            timeline.append(Segment(start, end, state))
+            timeline.append([start, end, state])
 
-        occupant = facts.occupant if state in ("staffed", "paused") else None
-        allowed = plan.roster | covering
-        conditions: dict[str, tuple[bool, bool, tuple[tuple[str, str], ...], str | None]] = {
-            "vacant": (
-                state == "vacant" and not uncovered_leave,
-                facts.seat_live,
-                (("seat", "vacant"), ("paused", "no"), ("camera", "online")),
-                facts.seat_evidence,
-            ),
-            "pause_overrun": (state == "paused", facts.pause_live, (("pause_reason", facts.pause_reason or ""),), None),
-            "unexpected_person": (
-                is_open and facts.occupied is True and occupant is not None and occupant not in allowed,
-                facts.seat_live,
-                (("occupant", occupant or ""), ("roster", ",".join(sorted(allowed)))),
-                facts.seat_evidence,
-            ),
-            "clerk_mismatch": (
-                is_open
-                and occupant is not None
-                and occupant in allowed
-                and facts.login is not None
-                and facts.login != occupant,
-                facts.seat_live and facts.login_live,
-                (("seated", occupant or ""), ("evaluator", facts.login or "")),
-                facts.seat_evidence,
-            ),
-            "device_fault": (is_open and facts.camera is not True, facts.camera_live, (("camera", "never seen" if facts.camera is None else "offline or stale"),), None),
-            "no_substitute": (is_open and uncovered_leave, True, (("on_leave", ",".join(sorted(on_leave))),), None),
-        }
-        for name, (holds, live, details, evidence) in conditions.items():
-            run = runs.get(name)
-            if holds:
-                if run is None:
-                    run = runs[name] = _Run(start, facts=details, evidence=evidence)
-                run.live_at.append((start, live))
-            elif run is not None:
-                close_run(name, start)
+        occupant = facts.occupant if state == "staffed" or state == "paused" else None
+        allowed = roster | covering if covering else roster
+        seat_live = facts.seat_live
+        # Each condition costs a call only when it holds or its run just ended.
+        holds = state == "vacant" and not uncovered_leave
+        if holds or "vacant" in runs:
+            track("vacant", holds, start, seat_live,
+                  lambda: (("seat", "vacant"), ("paused", "no"), ("camera", "online")), facts.seat_evidence)
+        holds = state == "paused"
+        if holds or "pause_overrun" in runs:
+            track("pause_overrun", holds, start, facts.pause_live, lambda: (("pause_reason", facts.pause_reason or ""),), None)
+        holds = occupant is not None and is_open and facts.occupied is True and occupant not in allowed
+        if holds or "unexpected_person" in runs:
+            track("unexpected_person", holds, start, seat_live,
+                  lambda: (("occupant", occupant or ""), ("roster", ",".join(sorted(allowed)))), facts.seat_evidence)
+        holds = occupant is not None and facts.login is not None and is_open and occupant in allowed and facts.login != occupant
+        if holds or "clerk_mismatch" in runs:
+            track("clerk_mismatch", holds, start, seat_live and facts.login_live,
+                  lambda: (("seated", occupant or ""), ("evaluator", facts.login or "")), facts.seat_evidence)
+        holds = is_open and facts.camera is not True
+        if holds or "device_fault" in runs:
+            track("device_fault", holds, start, facts.camera_live,
+                  lambda: (("camera", "never seen" if facts.camera is None else "offline or stale"),), None)
+        holds = is_open and uncovered_leave
+        if holds or "no_substitute" in runs:
+            track("no_substitute", holds, start, True, lambda: (("on_leave", ",".join(sorted(on_leave))),), None)
     for name in list(runs):
-        close_run(name, None if day_end >= until else day_end)
+        close_run(name, None if ends_now else day_end)
     alerts.sort(key=lambda a: (a.raised_at, a.type))
-    return WindowDay(plan.window, tuple(timeline), tuple(alerts))
+    segments = tuple(Segment(to_dt(a), to_dt(b), state) for a, b, state in timeline)  # type: ignore[arg-type]
+    return WindowDay(plan.window, segments, tuple(alerts))
