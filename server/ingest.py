@@ -30,6 +30,7 @@ from broker.connection import BrokerSettings, make_client
 from broker.protocol import ServerStatus, device_topic, encode, server_status_topic, server_subscriptions
 from server.db import EventRow, RejectionRow
 from server.store import Changes, Inbound, Store
+from server.rules.calendar import CalendarGapError
 from server.supervisor import Supervisor
 from server.validation import KnownDevice, Rejection, check_message
 
@@ -81,6 +82,7 @@ class Ingestor:
         self.broker = broker
         self.on_changes = on_changes
         self.supervisor = supervisor
+        self._calendar_gap: int | None = None
         self.periodic = list(periodic or [])
         """Work run on the writer thread at each sweep (scheduled patrol rounds)."""
         self.batch_max = batch_max
@@ -235,6 +237,10 @@ class Ingestor:
             self.supervisor.observe(changes.events, list(changes.devices))
             changes.alerts, windows = self.supervisor.tick(every_window=every_window)
             changes.windows |= windows
+        except CalendarGapError as exc:
+            if self._calendar_gap != exc.year:  # say it once, not every sweep
+                self._calendar_gap = exc.year
+                log.error("supervision paused: %s", exc)
         except Exception:
             log.exception("supervision failed; events are stored, alerts will catch up on the next sweep")
 
