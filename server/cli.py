@@ -78,7 +78,18 @@ def server(
         database_url=db,
         broker=BrokerSettings(url=broker, username=username, password_file=password_file, ca_file=ca_file),
     )
-    uvicorn.run(create_app(settings, _load_hall(hall)), host=host, port=port, log_level="warning")
+    application = create_app(settings, _load_hall(hall))
+    _freeze_startup_objects()
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+def _freeze_startup_objects() -> None:
+    """Move start-up objects out of the garbage collector's reach: a full
+    collection over them paused ingest for 100+ ms (docs/benchmarks.md)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 @app.command()
@@ -176,6 +187,7 @@ def demo(
     stop = threading.Event()
     runtimes, simulator = _start_simulation(hall_config, embedded.url, data_dir / "devices", None, speed, "07:58", seed, 5.0)
     application = create_app(settings, hall_config, clock=simulator.clock)
+    _freeze_startup_objects()
     sim_thread = threading.Thread(target=simulator.run, args=(stop,), name="simulator", daemon=True)
     sim_thread.start()
     console.print(f"[bold green]示范大厅已启动 demo hall running:[/] http://127.0.0.1:{port}  (Ctrl+C to stop)")

@@ -196,7 +196,9 @@ class Supervisor:
             cameras = set(devices_changed)
             for window_id, camera in self._cameras.items():
                 if camera in cameras:
-                    self._windows[window_id] = _WindowDay(self.load_day(session, window_id, self._day))  # type: ignore[arg-type]
+                    self._windows[window_id] = _WindowDay([])
+                    for obs in self.load_day(session, window_id, self._day):  # type: ignore[arg-type]
+                        self._keep(window_id, obs)
                     self._dirty.add(window_id)
 
     def tick(self, every_window: bool) -> tuple[list[dict[str, Any]], dict[str, WindowRow]]:

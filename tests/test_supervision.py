@@ -307,3 +307,12 @@ def test_timeline_bands() -> None:
     result = run(p, morning(p) + [pause(leave, True), seat(leave + timedelta(seconds=10), False), seat(leave + timedelta(minutes=10), True), pause(leave + timedelta(minutes=11), False)], closing(p, session=1))
     bands = [(s.state, s.start.time().isoformat(timespec="minutes")) for s in result.timeline]
     assert bands[:5] == [("closed", "00:00"), ("staffed", "08:00"), ("paused", "09:00"), ("staffed", "09:11"), ("closed", "12:00")]
+
+
+def test_heartbeats_keep_the_seated_person() -> None:
+    p = policy("qujiang-2023")
+    sits = opening(p) + timedelta(hours=1)
+    heartbeats = [Observation(sits + timedelta(seconds=10 * i), "seat", True, None, False, ("cam-01", 1, 10**6 + i)) for i in range(1, 60)]
+    obs = morning(p) + [seat(sits, True, who="x99")] + heartbeats
+    result = run(p, obs, sits + timedelta(seconds=p.thresholds.unexpected_person_s + 60))
+    assert types(result) == ["unexpected_person"], "a heartbeat naming nobody does not forget who sits there"

@@ -265,7 +265,9 @@ def evaluate_window(
             if facts.occupied != o.on:
                 facts.seat_since = at
                 facts.seat_evidence = o.evidence
-            facts.occupied, facts.occupant, facts.seat_live = o.on, (o.who if o.on else None), not o.historical
+            # A heartbeat names nobody: an occupied seat keeps the person last identified.
+            occupant = (o.who if o.who is not None else facts.occupant) if o.on else None
+            facts.occupied, facts.occupant, facts.seat_live = o.on, occupant, not o.historical
         elif kind == "pause":
             facts.paused, facts.pause_reason, facts.pause_live = o.on, (o.who if o.on else None), not o.historical
         elif kind == "login":
