@@ -19,3 +19,8 @@ Clock = Callable[[], datetime]
 def shanghai_now() -> datetime:
     """The real wall clock, in hall time."""
     return datetime.now(HALL_TZ)
+
+
+def hall_iso(moment: datetime | None) -> str | None:
+    """A stored (UTC) time as people read it: ISO 8601 in hall time, or None."""
+    return moment.astimezone(HALL_TZ).isoformat() if moment is not None else None

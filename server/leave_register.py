@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from broker.protocol import Ident
-from broker.timeutil import HALL_TZ
+from broker.timeutil import HALL_TZ, hall_iso
 from server.db import LeaveRow
 from server.hall import HallConfig
 
@@ -125,8 +125,8 @@ class LeaveRegister:
                     "kind": r.kind,
                     "person_id": r.person_id,
                     "window_id": r.window_id,
-                    "start": r.start.astimezone(HALL_TZ).isoformat(),
-                    "end": r.end.astimezone(HALL_TZ).isoformat(),
+                    "start": hall_iso(r.start),
+                    "end": hall_iso(r.end),
                     "note": r.note,
                 }
                 for r in rows

@@ -24,7 +24,7 @@ from openpyxl.utils import get_column_letter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
 
-from broker.timeutil import HALL_TZ, Clock
+from broker.timeutil import HALL_TZ, Clock, hall_iso
 from server.hall import HallConfig
 from server.patrol_store import Conflict, NotFound, PatrolService, RoundView
 from server.rules import patrol as rules
@@ -59,9 +59,6 @@ class Decision(_Body):
 class Finish(_Body):
     actor: str = _ACTOR
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(HALL_TZ).isoformat() if value is not None else None
 
 
 def _span(f: Finding) -> str:
@@ -153,20 +150,20 @@ def patrol_router(service: PatrolService) -> APIRouter:
             "origin": f.origin,
             "status": f.status,
             "status_zh": rules.STATUS_ZH[f.status],
-            "observed_at": _iso(f.observed_at),
-            "observed_until": _iso(f.observed_until),
+            "observed_at": hall_iso(f.observed_at),
+            "observed_until": hall_iso(f.observed_until),
             "note": f.note,
             "facts": dict(f.facts),
             "rule": f.rule,
             "basis": f.basis,
             "evidence": f.evidence,
             "alert_type": f.alert_type,
-            "confirmed_at": _iso(f.confirmed_at),
+            "confirmed_at": hall_iso(f.confirmed_at),
             "dispute_deadline": deadline,
             "dispute_deadline_error": deadline_error,
             "actions": actions,
             "history": [
-                {"status": s.status, "status_zh": rules.STATUS_ZH[s.status], "at": _iso(s.at), "actor": s.actor, "reason": s.reason}
+                {"status": s.status, "status_zh": rules.STATUS_ZH[s.status], "at": hall_iso(s.at), "actor": s.actor, "reason": s.reason}
                 for s in f.history
             ],
         }
@@ -178,11 +175,11 @@ def patrol_router(service: PatrolService) -> APIRouter:
             "kind": r.kind,
             "kind_zh": rules.ROUND_KIND_ZH[r.kind],
             "name": r.name,
-            "scheduled_at": _iso(r.scheduled_at),
-            "started_at": _iso(r.started_at),
+            "scheduled_at": hall_iso(r.scheduled_at),
+            "started_at": hall_iso(r.started_at),
             "officer": r.officer,
-            "period_start": _iso(r.period_start),
-            "ended_at": _iso(end),
+            "period_start": hall_iso(r.period_start),
+            "ended_at": hall_iso(end),
             "ended_by": r.ended_by,
             "minutes": int((end - r.started_at).total_seconds() // 60) if end else None,
         }
@@ -294,8 +291,8 @@ def patrol_router(service: PatrolService) -> APIRouter:
             "working_day": working,
             "calendar_error": gap,
             "scheduled": [
-                {"name": name, "at": _iso(at), "round_id": by_name[name].id if name in by_name else None,
-                 "started_at": _iso(by_name[name].started_at) if name in by_name else None}
+                {"name": name, "at": hall_iso(at), "round_id": by_name[name].id if name in by_name else None,
+                 "started_at": hall_iso(by_name[name].started_at) if name in by_name else None}
                 for name, at in due
             ],
             "rounds": [round_json(r) for r in rounds],

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from broker.timeutil import HALL_TZ, Clock
+from broker.timeutil import HALL_TZ, Clock, hall_iso
 from server.db import AlertRow, Base, UTCDateTime, WindowRow
 from server.hall import HallConfig
 from server.rules import patrol as rules
@@ -216,7 +216,7 @@ class PatrolService:
                 "state": row.state,
                 "occupant": row.occupant,
                 "pause_reason": row.pause_reason if row.paused else None,
-                "since": row.state_since.astimezone(HALL_TZ).isoformat() if row.state_since else None,
+                "since": hall_iso(row.state_since),
             }
         return states
 

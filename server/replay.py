@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from broker.timeutil import HALL_TZ
+from broker.timeutil import HALL_TZ, hall_iso
 from server.db import AlertRow
 from server.hall import HallConfig
 from server.rules.calendar import WorkCalendar
@@ -24,17 +24,14 @@ from server.rules.supervision import Alert
 from server.supervisor import Supervisor
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(HALL_TZ).isoformat() if value else None
-
 
 def _alert(alert: Alert) -> dict[str, Any]:
     return {
         "window": alert.window,
         "type": alert.type,
-        "condition_since": _iso(alert.condition_since),
-        "raised_at": _iso(alert.raised_at),
-        "cleared_at": _iso(alert.cleared_at),
+        "condition_since": hall_iso(alert.condition_since),
+        "raised_at": hall_iso(alert.raised_at),
+        "cleared_at": hall_iso(alert.cleared_at),
         "live": alert.live,
         "rule": alert.rule,
         "threshold_s": alert.threshold_s,
@@ -53,10 +50,10 @@ def replay_day(engine: Engine, hall: HallConfig, policy: Policy, calendar: WorkC
         for window in hall.windows:
             result = supervisor.evaluate(session, window.id, day, until)
             alerts += [_alert(a) for a in result.alerts]
-            timelines[window.id] = [{"from": _iso(s.start), "to": _iso(s.end), "state": s.state} for s in result.timeline]  # type: ignore[misc]
+            timelines[window.id] = [{"from": hall_iso(s.start), "to": hall_iso(s.end), "state": s.state} for s in result.timeline]  # type: ignore[misc]
         raised = session.scalars(select(AlertRow).where(AlertRow.raised_at >= start, AlertRow.raised_at < until)).all()
     key = lambda a: (a["window"], a["type"], a["raised_at"])  # noqa: E731
-    was = {(r.window_id, r.type, _iso(r.raised_at)) for r in raised}
+    was = {(r.window_id, r.type, hall_iso(r.raised_at)) for r in raised}
     now = {key(a) for a in alerts}
     alerts.sort(key=key)
     return {

@@ -6,12 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from broker.protocol import Event
-from broker.timeutil import HALL_TZ
+from broker.timeutil import hall_iso
 from server.db import DeviceRow, EventRow, WindowRow
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(HALL_TZ).isoformat() if value else None
 
 
 def window_json(row: WindowRow, camera_status: str | None) -> dict[str, Any]:
@@ -20,7 +17,7 @@ def window_json(row: WindowRow, camera_status: str | None) -> dict[str, Any]:
         "name": row.name,
         "department": row.department,
         "state": row.state,
-        "state_since": _iso(row.state_since),
+        "state_since": hall_iso(row.state_since),
         "seat_state": row.seat_state,
         "occupant": row.occupant,
         "paused": row.paused,
@@ -37,7 +34,7 @@ def device_json(row: DeviceRow) -> dict[str, Any]:
         "windows": row.windows,
         "status": row.status,
         "boot": row.boot,
-        "last_seen": _iso(row.last_seen),
+        "last_seen": hall_iso(row.last_seen),
     }
 
 
@@ -63,7 +60,7 @@ def event_json(event: Event | EventRow) -> dict[str, Any]:
         "msg_id": str(event.msg_id),
         "device_id": event.device_id,
         "type": event.type,
-        "event_time": _iso(event.event_time),
+        "event_time": hall_iso(event.event_time),
         "historical": event.historical,
         "window_id": body.get("window_id"),
         "summary": _summary(event.type, body),

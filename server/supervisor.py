@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from broker.protocol import Event
-from broker.timeutil import HALL_TZ, Clock
+from broker.timeutil import HALL_TZ, Clock, hall_iso
 from server.db import AlertRow, DeviceHealthRow, EventRow, LeaveRow, WindowRow
 from server.hall import HallConfig
 from server.rules.calendar import WorkCalendar
@@ -69,10 +69,10 @@ def alert_json(row: AlertRow, now: datetime, policy: Policy, window_name: str) -
         "name_en": rule.name_en if rule else row.type,
         "state": state,
         "severity": escalated_severity(row.severity, row.raised_at, row.acknowledged_at, row.cleared_at, now, policy.escalation),
-        "condition_since": row.condition_since.astimezone(HALL_TZ).isoformat(),
-        "raised_at": row.raised_at.astimezone(HALL_TZ).isoformat(),
-        "cleared_at": row.cleared_at.astimezone(HALL_TZ).isoformat() if row.cleared_at else None,
-        "acknowledged_at": row.acknowledged_at.astimezone(HALL_TZ).isoformat() if row.acknowledged_at else None,
+        "condition_since": hall_iso(row.condition_since),
+        "raised_at": hall_iso(row.raised_at),
+        "cleared_at": hall_iso(row.cleared_at),
+        "acknowledged_at": hall_iso(row.acknowledged_at),
         "acknowledged_by": row.acknowledged_by,
         "live": row.live,
         "rule": row.rule,
