@@ -18,12 +18,14 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
     create_engine,
     event,
+    false,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -91,7 +93,10 @@ class EventRow(Base):
     """Every accepted event, exactly once."""
 
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("device_id", "boot", "seq", name="uq_events_device_boot_seq"),)
+    __table_args__ = (
+        UniqueConstraint("device_id", "boot", "seq", name="uq_events_device_boot_seq"),
+        Index("ix_events_window_day", "window_id", "repeat", "event_time"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     msg_id: Mapped[str] = mapped_column(String(36), unique=True)
     hall_id: Mapped[str] = mapped_column(String(64))
@@ -105,6 +110,9 @@ class EventRow(Base):
     received_time: Mapped[datetime] = mapped_column(UTCDateTime)
     historical: Mapped[bool] = mapped_column(Boolean)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    repeat: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """A seat heartbeat that only repeats its window's last stored seat fact
+    (see ``server.store.SeatFacts``): kept, but not read back for supervision."""
 
 
 class RejectionRow(Base):

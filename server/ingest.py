@@ -234,7 +234,7 @@ class Ingestor:
         if self.supervisor is None:
             return
         try:
-            self.supervisor.observe(changes.events, list(changes.devices))
+            self.supervisor.observe(changes.events, list(changes.devices), changes.repeats)
             changes.alerts, windows = self.supervisor.tick(every_window=every_window)
             changes.windows |= windows
         except CalendarGapError as exc:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -42,6 +42,8 @@ class Changes:
     """What one batch changed, for counters and WebSocket pushes."""
 
     events: list[Event] = field(default_factory=list)
+    repeats: set[str] = field(default_factory=set)
+    """msg_ids of the stored seat heartbeats that only repeat the known seat fact."""
     duplicates: int = 0
     rejections: list[RejectionRow] = field(default_factory=list)
     windows: dict[str, WindowRow] = field(default_factory=dict)
@@ -51,11 +53,49 @@ class Changes:
 
     def merge(self, other: Changes) -> None:
         self.events += other.events
+        self.repeats |= other.repeats
         self.duplicates += other.duplicates
         self.rejections += other.rejections
         self.windows |= other.windows
         self.devices |= other.devices
         self.alerts += other.alerts
+
+
+SeatFact = tuple[bool, bool]
+"""(occupied, live) — all a seat heartbeat can say; it names nobody."""
+
+
+class SeatFacts:
+    """Which seat heartbeats repeat their window's last stored seat fact.
+
+    A camera sends a heartbeat every second, 31,000 a working day per window;
+    the supervision core learns from one only when it changes (occupied, live)
+    — e.g. it turns a replayed fact into a live one — since a heartbeat keeps
+    the seated person.  Deciding this once, at ingest and in arrival order (the
+    order the live supervisor sees), lets replay and reloads read a window's
+    day without the repeats instead of reducing millions of rows in Python.
+    The flag is the only state; losing it (a restart) only keeps one more row.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, SeatFact] = {}
+
+    def flags(self, events: list[Event]) -> tuple[list[bool], dict[str, SeatFact]]:
+        """Each event's repeat flag, and the facts after them (not yet taken)."""
+        last = dict(self._last)
+        flags = []
+        for event in events:
+            window_id = getattr(event.body, "window_id", None)
+            if event.type not in ("seat", "seat_heartbeat") or window_id is None:
+                flags.append(False)
+                continue
+            fact = (event.body.state == "occupied", not event.historical)
+            flags.append(event.type == "seat_heartbeat" and last.get(window_id) == fact)
+            last[window_id] = fact
+        return flags, last
+
+    def take(self, last: dict[str, SeatFact]) -> None:
+        self._last = last
 
 
 def _facts(row: WindowRow) -> WindowFacts:
@@ -80,6 +120,7 @@ class Store:
         simulator's clock in the demo); staleness itself uses the wall clock."""
         dialect = engine.dialect.name
         self._insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
+        self._seat_facts = SeatFacts()
 
     # --------------------------------------------------------- registry
 
@@ -152,7 +193,7 @@ class Store:
                         continue
                     seen.update(keys)
                     events.append((checked, item.received))
-            stored = self._insert_events(session, events)
+            stored = self._insert_events(session, events, changes.repeats)
             changes.duplicates += len(events) - len(stored)
             for event, received in events:
                 if str(event.msg_id) in stored:
@@ -161,9 +202,10 @@ class Store:
             self._touch_camera_windows(session, changes)
         return changes
 
-    def _insert_events(self, session: Session, events: list[tuple[Event, datetime]]) -> set[str]:
+    def _insert_events(self, session: Session, events: list[tuple[Event, datetime]], repeats: set[str]) -> set[str]:
         if not events:
             return set()
+        flags, facts = self._seat_facts.flags([e for e, _ in events])
         rows = [
             {
                 "msg_id": str(e.msg_id),
@@ -178,11 +220,25 @@ class Store:
                 "received_time": received,
                 "historical": e.historical,
                 "body": e.body.model_dump(mode="json"),
+                "repeat": flag,
             }
-            for e, received in events
+            for (e, received), flag in zip(events, flags, strict=True)
         ]
         statement = self._insert(EventRow).on_conflict_do_nothing().returning(EventRow.msg_id)
-        return set(session.scalars(statement, rows).all())
+        stored = set(session.scalars(statement, rows).all())
+        if len(stored) < len(events):
+            # Some were stored before (a redelivery): the flags must follow only what was stored.
+            first = {row["msg_id"]: row["repeat"] for row in rows}
+            kept = [e for e, _ in events if str(e.msg_id) in stored]
+            again, facts = self._seat_facts.flags(kept)
+            for event, flag in zip(kept, again, strict=True):
+                if flag != first[str(event.msg_id)]:
+                    session.execute(update(EventRow).where(EventRow.msg_id == str(event.msg_id)).values(repeat=flag))
+        else:
+            kept, again = [e for e, _ in events], flags
+        self._seat_facts.take(facts)
+        repeats.update(str(e.msg_id) for e, flag in zip(kept, again, strict=True) if flag)
+        return stored
 
     def _apply_status(self, session: Session, row: DeviceRow | None, status: DeviceStatus, received: datetime, changes: Changes) -> None:
         if row is None or (row.boot is not None and status.boot < row.boot):

@@ -6,14 +6,14 @@ windows that changed — and for every window on each sweep, because a grace
 period can expire with no new event — and reconciles the core's alert
 episodes with the ``alerts`` table, where people acknowledge them.
 
-Seat heartbeats that repeat the known state are not kept: they only matter
-when they turn a replayed (historical) fact into a live one.
+Seat heartbeats that repeat the known seat fact (flagged by the store at
+ingest, see ``server.store.SeatFacts``) are never read: they only matter when
+they turn a replayed (historical) fact into a live one.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -49,12 +49,6 @@ def observation_from(event_type: str, body: dict[str, Any], event_time: datetime
 
 def camera_observation(row: DeviceHealthRow) -> Observation:
     return Observation(row.time, "camera", row.status == "online", row.status, False, (row.device_id, 0, row.id))
-
-
-@dataclass
-class _WindowDay:
-    observations: list[Observation]
-    seat: tuple[bool, str | None, bool] | None = None  # occupied, occupant, live of the last kept seat fact
 
 
 def alert_json(row: AlertRow, now: datetime, policy: Policy, window_name: str) -> dict[str, Any]:
@@ -95,7 +89,7 @@ class Supervisor:
         self.window_names = {w.id: w.name for w in hall.windows}
         self._cameras = {w.id: hall.camera_of(w.id) for w in hall.windows}
         self._day: date | None = None
-        self._windows: dict[str, _WindowDay] = {}
+        self._windows: dict[str, list[Observation]] = {}
         self._dirty: set[str] = set()
 
     # ----------------------------------------------------------- inputs
@@ -116,20 +110,25 @@ class Supervisor:
         )
 
     def load_day(self, session: Session, window_id: str, day: date) -> list[Observation]:
-        """Every observation of a window's day from the database, plus the facts it began with."""
+        """Every observation of a window's day from the database (repeated seat
+        heartbeats left out), plus the facts it began with."""
         start = datetime.combine(day, datetime.min.time(), HALL_TZ)
         end = start + timedelta(days=1)
         observations: list[Observation] = []
         for types in (SEAT_TYPES, ("pause",), ("clerk_login",)):
             before = session.scalars(
                 select(EventRow)
-                .where(EventRow.window_id == window_id, EventRow.type.in_(types), EventRow.event_time < start)
+                .where(EventRow.window_id == window_id, EventRow.repeat.is_(False), EventRow.type.in_(types), EventRow.event_time < start)
                 .order_by(EventRow.event_time.desc(), EventRow.id.desc())
                 .limit(1)
             ).first()
             rows = session.scalars(
                 select(EventRow).where(
-                    EventRow.window_id == window_id, EventRow.type.in_(types), EventRow.event_time >= start, EventRow.event_time < end
+                    EventRow.window_id == window_id,
+                    EventRow.repeat.is_(False),
+                    EventRow.type.in_(types),
+                    EventRow.event_time >= start,
+                    EventRow.event_time < end,
                 )
             ).all()
             for row in ([before] if before else []) + list(rows):
@@ -165,40 +164,25 @@ class Supervisor:
         if self._day == day:
             return
         self._day = day
-        self._windows = {}
-        for window in self.hall.windows:
-            self._windows[window.id] = _WindowDay([])
-            for obs in self.load_day(session, window.id, day):
-                self._keep(window.id, obs)
+        self._windows = {window.id: self.load_day(session, window.id, day) for window in self.hall.windows}
         self._dirty = set(self._windows)
 
-    def _keep(self, window_id: str, obs: Observation) -> None:
-        day = self._windows[window_id]
-        if obs.kind == "seat":
-            fact = (obs.on, obs.who, not obs.historical)
-            if fact != day.seat or obs.evidence:
-                day.observations.append(obs)
-            day.seat = fact
-            return
-        day.observations.append(obs)
-
-    def observe(self, events: list[Event], devices_changed: list[str]) -> None:
-        """Take the events of a committed batch (called by the ingest writer)."""
+    def observe(self, events: list[Event], devices_changed: list[str], repeats: set[str]) -> None:
+        """Take the events of a committed batch (called by the ingest writer);
+        ``repeats`` are the msg_ids the store flagged as repeated heartbeats."""
         with Session(self.engine) as session:
             self._ensure_day(session, self.clock().date())
             for event in events:
                 window_id = getattr(event.body, "window_id", None)
-                if event.type not in WINDOW_EVENT_TYPES or window_id not in self._windows:
+                if event.type not in WINDOW_EVENT_TYPES or window_id not in self._windows or str(event.msg_id) in repeats:
                     continue
                 body = event.body.model_dump(mode="json")
-                self._keep(window_id, observation_from(event.type, body, event.event_time, event.historical, (event.device_id, event.boot, event.seq)))
+                self._windows[window_id].append(observation_from(event.type, body, event.event_time, event.historical, (event.device_id, event.boot, event.seq)))
                 self._dirty.add(window_id)
             cameras = set(devices_changed)
             for window_id, camera in self._cameras.items():
                 if camera in cameras:
-                    self._windows[window_id] = _WindowDay([])
-                    for obs in self.load_day(session, window_id, self._day):  # type: ignore[arg-type]
-                        self._keep(window_id, obs)
+                    self._windows[window_id] = self.load_day(session, window_id, self._day)  # type: ignore[arg-type]
                     self._dirty.add(window_id)
 
     def tick(self, every_window: bool) -> tuple[list[dict[str, Any]], dict[str, WindowRow]]:
@@ -212,7 +196,7 @@ class Supervisor:
             targets = set(self._windows) if every_window else self._dirty
             self._dirty = set()
             for window_id in sorted(targets):
-                result = self.evaluate(session, window_id, now.date(), now, self._windows[window_id].observations)
+                result = self.evaluate(session, window_id, now.date(), now, self._windows[window_id])
                 changed += self._reconcile(session, result)
                 current = result.timeline[-1] if result.timeline else None
                 row = session.get(WindowRow, window_id)

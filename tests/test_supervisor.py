@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 from procs import ROOT
 
-from broker.protocol import DeviceStatus, PauseBody, SeatBody, device_topic, encode, make_event
+from broker.protocol import DeviceStatus, PauseBody, SeatBody, SeatHeartbeatBody, device_topic, encode, make_event
 from broker.timeutil import HALL_TZ
 from server.calendar_files import national_calendar
-from server.db import make_engine, migrate
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.db import EventRow, make_engine, migrate
 from server.hall import load_hall
 from server.policy_files import load_policy
 from server.store import Inbound, Store
@@ -48,20 +51,34 @@ class Hall:
         self.supervisor = Supervisor(self.engine, HALL, self.policy, national_calendar([2026]), self.clock)
         self.seq = 0
 
-    def send(self, device: str, body, at: datetime, historical: bool = False) -> None:  # type: ignore[no-untyped-def]
+    def event(self, device: str, body, at: datetime, historical: bool = False) -> tuple[str, bytes]:  # type: ignore[no-untyped-def]
+        """A new event's topic and payload (next seq)."""
         self.seq += 1
         event = make_event(hall_id="demo", device_id=device, boot=1, seq=self.seq, event_time=at, body=body)
         event = event.model_copy(update={"historical": historical})
-        self._ingest(device_topic("demo", device, "evt", event.type), encode(event))
+        return device_topic("demo", device, "evt", event.type), encode(event)
+
+    def send(self, device: str, body, at: datetime, historical: bool = False) -> None:  # type: ignore[no-untyped-def]
+        self.ingest([self.event(device, body, at, historical)])
 
     def birth(self, device: str, kind: str, state: str = "online") -> None:
         status = DeviceStatus(hall_id="demo", device_id=device, kind=kind, boot=1, state=state, time=self.clock(), heartbeat_s=10, software="t")  # type: ignore[arg-type]
         self._ingest(device_topic("demo", device, "status"), encode(status))
 
     def _ingest(self, topic: str, payload: bytes) -> None:
-        checked = check_message(topic, payload, self.store.registry())
-        changes = self.store.ingest([Inbound(topic, payload, self.clock(), checked)])
-        self.supervisor.observe(changes.events, list(changes.devices))
+        self.ingest([(topic, payload)])
+
+    def ingest(self, batch: list[tuple[str, bytes]]) -> None:
+        """One writer batch, as the ingest thread commits it."""
+        registry = self.store.registry()
+        changes = self.store.ingest([Inbound(topic, payload, self.clock(), check_message(topic, payload, registry)) for topic, payload in batch])
+        self.supervisor.observe(changes.events, list(changes.devices), changes.repeats)
+
+    def seat_rows(self) -> list[tuple[str, str, bool, bool]]:
+        """(type, state, historical, repeat) of w02's stored seat rows, in arrival order."""
+        with Session(self.engine) as session:
+            rows = session.scalars(select(EventRow).where(EventRow.window_id == "w02").order_by(EventRow.id)).all()
+            return [(r.type, r.body["state"], r.historical, r.repeat) for r in rows]
 
     def tick(self, at: datetime):  # type: ignore[no-untyped-def]
         """Evaluate at ``at``; the alerts of w02 (cameras of other windows are never seen)."""
@@ -206,3 +223,52 @@ def test_scheduled_round_drafts_findings_from_the_alerts(hall: Hall) -> None:
     drafts = [f for f in patrols.findings_of_round(opened.round.id) if f.window == "w02"]
     assert [(f.category, f.status) for f in drafts] == [("vacant", "draft")]
     assert (opened.round.officer, opened.round.name) == (AUTO_OFFICER, first.name)
+
+
+def beat(state: str) -> SeatHeartbeatBody:
+    return SeatHeartbeatBody(window_id="w02", state=state, confidence=0.9)  # type: ignore[arg-type]
+
+
+def test_repeated_heartbeats_are_kept_flagged_and_not_read_back(hall: Hall) -> None:
+    hall.birth("cam-01", "window_camera")
+    t = MONDAY_0900
+    hall.send("cam-01", seat("occupied"), t - timedelta(seconds=10), historical=True)
+    hall.send("cam-01", beat("occupied"), t - timedelta(seconds=9), historical=True)
+    hall.send("cam-01", beat("occupied"), t - timedelta(seconds=8))  # the fact turns live: needed
+    hall.ingest([hall.event("cam-01", beat("occupied"), t + timedelta(seconds=s)) for s in range(5)])
+    hall.send("cam-01", seat("vacant"), t + timedelta(seconds=5))
+    hall.send("cam-01", beat("vacant"), t + timedelta(seconds=6))
+    assert hall.seat_rows() == [
+        ("seat", "occupied", True, False),
+        ("seat_heartbeat", "occupied", True, True),
+        ("seat_heartbeat", "occupied", False, False),
+        *[("seat_heartbeat", "occupied", False, True)] * 5,
+        ("seat", "vacant", False, False),
+        ("seat_heartbeat", "vacant", False, True),
+    ], "every heartbeat is stored (nothing lost); only the repeats are flagged"
+    with Session(hall.engine) as session:
+        loaded = hall.supervisor.load_day(session, "w02", MONDAY_0900.date())
+    assert [(o.kind, o.on, o.historical) for o in sorted(loaded, key=lambda o: o.time) if o.kind == "seat"] == [
+        ("seat", True, True), ("seat", True, False), ("seat", False, False)
+    ]
+    # The seated person survives the heartbeats (they name nobody).
+    _, windows = hall.tick(t + timedelta(seconds=2))
+    assert windows["w02"].state == "staffed"
+
+
+def test_a_redelivered_event_does_not_hide_the_next_heartbeat(hall: Hall) -> None:
+    """A redelivery in the same batch as a new heartbeat: the flag follows what was stored."""
+    hall.birth("cam-01", "window_camera")
+    occupied = hall.event("cam-01", seat("occupied"), MONDAY_0900)
+    hall.ingest([occupied])
+    hall.send("cam-01", seat("vacant"), MONDAY_0900 + timedelta(minutes=1))
+    # The occupied event comes again (an unacknowledged delivery), then a heartbeat saying occupied:
+    # against what is stored (vacant) the heartbeat is news, not a repeat.
+    hall.ingest([occupied, hall.event("cam-01", beat("occupied"), MONDAY_0900 + timedelta(minutes=10))])
+    assert hall.seat_rows()[-1] == ("seat_heartbeat", "occupied", False, False)
+    assert len(hall.seat_rows()) == 3, "the redelivery was stored once"
+    _, windows = hall.tick(MONDAY_0900 + timedelta(minutes=10, seconds=1))
+    assert windows["w02"].state == "staffed"
+    # ... and the other way: a redelivered heartbeat does not make the next real repeat look new.
+    hall.ingest([hall.event("cam-01", beat("occupied"), MONDAY_0900 + timedelta(minutes=11))])
+    assert hall.seat_rows()[-1][3] is True
