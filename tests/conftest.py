@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +33,17 @@ def require_executable(name: str) -> str:
     require(path is not None, f"{name} is not installed (apt-get install mosquitto mosquitto-clients postgresql)")
     assert path is not None
     return path
+
+
+TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+"""Real photos and video, used by path (never copied into the repository)."""
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """../shared/testdata/faces, or skip/fail when it is absent."""
+    require((TESTDATA / "faces" / "known").is_dir(), f"test photos not found at {TESTDATA / 'faces'}")
+    return TESTDATA / "faces"
 
 
 # --------------------------------------------------------------------------
