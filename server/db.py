@@ -18,8 +18,10 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -113,6 +115,49 @@ class EventRow(Base):
     repeat: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     """A seat heartbeat that only repeats its window's last stored seat fact
     (see ``server.store.SeatFacts``): kept, but not read back for supervision."""
+
+
+class StaffRow(Base):
+    """A person who may punch: the face templates and the PIN hang off this row."""
+
+    __tablename__ = "staff"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    staff_no: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
+    pin_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FaceTemplateRow(Base):
+    """One face encoding, encrypted (sensitive personal information: never stored in clear)."""
+
+    __tablename__ = "face_templates"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(String(64), ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    quality: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FacePhotoRow(Base):
+    """An enrolment photo, encrypted; only kept when the hall configures it."""
+
+    __tablename__ = "face_photos"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(String(64), ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class GalleryVersionRow(Base):
+    """Each gallery built for the terminals, with the calibration it carries."""
+
+    __tablename__ = "gallery_versions"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    people: Mapped[int] = mapped_column(Integer)
+    templates: Mapped[int] = mapped_column(Integer)
+    calibration: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class RejectionRow(Base):

@@ -1,0 +1,233 @@
+"""The face clock-in terminal: camera frames in, punches out.
+
+One person stands in front of the terminal for a second or two; the terminal
+looks at a few frames a second, and only when several frames agree on one
+enrolled person (and the liveness check passes) does it punch — once per
+person per debounce period, so standing there longer does not punch twice.
+A stranger, a photo, or an undecided face never produces a punch: the
+person is asked to try again or to use their staff number and PIN.
+
+Punches go to the agent's outbox (``emit``), so a terminal without network
+keeps punching and the punches arrive later, marked historical.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from broker.protocol import PunchBody
+from vision.faces import Face, FaceSettings, Image, Rejected, from_bgr, one_face
+from vision.gallery import TerminalGallery, verify_pin
+from vision.identify import Decision, FrameVote, Gallery, identify
+
+log = logging.getLogger(__name__)
+
+Feedback = Literal["punched", "again", "retry", "unknown", "spoof", "use_pin", "no_gallery", "camera_lost", "pin_failed", "pin_locked"]
+MESSAGES_ZH: dict[Feedback, str] = {
+    "punched": "打卡成功",
+    "again": "已打卡，无需重复",
+    "retry": "未能确认，请正对摄像头重试",
+    "unknown": "未识别，请重试或使用工号和密码打卡",
+    "spoof": "活体检测未通过",
+    "use_pin": "请输入工号确认身份",
+    "no_gallery": "人脸库未就绪，请使用工号和密码打卡",
+    "camera_lost": "摄像头故障，请使用工号和密码打卡",
+    "pin_failed": "工号或密码错误",
+    "pin_locked": "密码错误次数过多，请稍后再试",
+}
+LivenessCheck = Callable[[Image, Face], float]
+"""A passive liveness score in [0, 1] for one frame's face (higher is more alive)."""
+
+
+@dataclass(frozen=True)
+class TerminalSettings:
+    debounce_s: float = 60.0
+    vote_need: int = 3
+    vote_frames: int = 5
+    min_liveness: float = 0.5
+    pin_max_failures: int = 5
+    pin_lock_s: float = 300.0
+
+
+class FaceTerminal:
+    """Decides punches from frames (thread-safe: frames and PIN entry may come from two threads)."""
+
+    def __init__(
+        self,
+        settings: TerminalSettings,
+        face_settings: FaceSettings,
+        emit: Callable[[PunchBody, datetime], object],
+        *,
+        liveness: LivenessCheck | None = None,
+        feedback: Callable[[Feedback, str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.face_settings = face_settings
+        self._emit = emit
+        self._liveness = liveness
+        self._feedback = feedback or (lambda kind, text: log.info("%s: %s", kind, text))
+        self._lock = threading.Lock()
+        self._gallery: TerminalGallery | None = None
+        self._matcher: Gallery | None = None
+        self._vote = FrameVote(settings.vote_need, settings.vote_frames)
+        self._scores: list[tuple[float, float]] = []  # (liveness, quality) of the voting frames
+        self._last_punch: dict[str, datetime] = {}
+        self._pin_failures: dict[str, list[datetime]] = {}
+
+    @property
+    def gallery_version(self) -> int | None:
+        return self._gallery.version if self._gallery else None
+
+    def set_gallery(self, gallery: TerminalGallery) -> None:
+        """Run this gallery from now on (the sync hands over each verified version)."""
+        matcher = gallery.matcher()
+        with self._lock:
+            self._gallery, self._matcher = gallery, matcher
+            self._vote = FrameVote(self.settings.vote_need, self.settings.vote_frames)
+            known = {p.person_id for p in gallery.people}
+            self._last_punch = {p: t for p, t in self._last_punch.items() if p in known}
+
+    def _say(self, kind: Feedback, detail: str = "") -> None:
+        self._feedback(kind, MESSAGES_ZH[kind] + (f"：{detail}" if detail else ""))
+
+    # ------------------------------------------------------------- frames
+
+    def on_frame(self, frame_bgr: NDArray[np.uint8], at: datetime) -> Decision | None:
+        """Look at one frame; returns the vote's decision when one is reached."""
+        with self._lock:
+            if self._gallery is None or self._matcher is None:
+                self._say("no_gallery")
+                return None
+            found = one_face(from_bgr(frame_bgr), self.face_settings, largest=True)
+            if isinstance(found, Rejected):
+                if found.code != "no_face":
+                    self._say("retry", found.reason_zh)
+                return None
+            alive = self._liveness(from_bgr(frame_bgr), found) if self._liveness else 1.0
+            if alive < self.settings.min_liveness:
+                self._vote = FrameVote(self.settings.vote_need, self.settings.vote_frames)
+                self._scores = []
+                self._say("spoof")
+                return None
+            self._scores.append((alive, found.quality.score(self.face_settings)))
+            decision = self._vote.add(identify(found.encoding, self._matcher, self._gallery.thresholds))
+            if decision is None:
+                return None
+            scores, self._scores = self._scores, []
+            self._conclude(decision, at, scores)
+            return decision
+
+    def _conclude(self, decision: Decision, at: datetime, scores: list[tuple[float, float]]) -> None:
+        if decision.outcome == "unknown":
+            self._say("unknown")
+        elif decision.outcome == "ambiguous":
+            self._say("retry")
+        elif decision.outcome == "verify":
+            self._say("use_pin")
+        else:
+            assert decision.person_id is not None
+            body = PunchBody(
+                person_id=decision.person_id,
+                method="face",
+                distance=round(decision.distance, 4),
+                margin=round(min(decision.margin, 9.0), 4),
+                liveness=round(min(s[0] for s in scores), 3),
+                quality=round(min(s[1] for s in scores), 3),
+            )
+            self._punch(body, at)
+
+    def _punch(self, body: PunchBody, at: datetime) -> None:
+        last = self._last_punch.get(body.person_id)
+        if last is not None and at - last < timedelta(seconds=self.settings.debounce_s):
+            self._say("again")
+            return
+        self._last_punch[body.person_id] = at
+        self._emit(body, at)
+        person = self._gallery.by_id(body.person_id) if self._gallery else None
+        self._say("punched", (person.name if person and person.name else body.person_id))
+
+    # ---------------------------------------------------------------- PIN
+
+    def punch_with_pin(self, staff_no: str, pin: str, at: datetime) -> bool:
+        """A punch by staff number and PIN (no face); failures are limited per staff number."""
+        with self._lock:
+            window = timedelta(seconds=self.settings.pin_lock_s)
+            failures = [t for t in self._pin_failures.get(staff_no, []) if at - t < window]
+            self._pin_failures[staff_no] = failures
+            if len(failures) >= self.settings.pin_max_failures:
+                self._say("pin_locked")
+                return False
+            person = self._gallery.by_staff_no(staff_no) if self._gallery else None
+            if person is None or not person.pin_hash or not verify_pin(person.pin_hash, pin):
+                failures.append(at)
+                self._say("pin_failed")
+                return False
+            self._pin_failures.pop(staff_no, None)
+            self._punch(PunchBody(person_id=person.person_id, method="pin"), at)
+            return True
+
+
+class Camera:
+    """Frames from a USB camera (index), an RTSP URL or a video file, reopened with backoff when lost.
+
+    A file that ends counts as a lost camera, like a dropped stream: the
+    terminal says so and keeps trying; punching by PIN still works.
+    """
+
+    def __init__(self, spec: str | int, *, fps: float = 5.0, backoff: tuple[float, float] = (0.5, 30.0), on_lost: Callable[[], None] | None = None) -> None:
+        self.spec = int(spec) if isinstance(spec, str) and spec.isdigit() else spec
+        self.is_file = isinstance(self.spec, str) and "://" not in self.spec
+        """A recording is read as fast as it decodes, keeping every n-th frame to match ``fps``;
+        a live camera is read as it delivers and the loop paces itself."""
+        self.period = 1.0 / fps
+        self.backoff = backoff
+        self.on_lost = on_lost
+        self.lost = 0
+
+    def frames(self, stop: threading.Event) -> Iterator[NDArray[np.uint8]]:
+        delay = self.backoff[0]
+        while not stop.is_set():
+            capture = cv2.VideoCapture(self.spec)
+            got_any = False
+            try:
+                source_fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+                step = max(1, round(source_fps * self.period)) if self.is_file and source_fps else 1
+                index = 0
+                while capture.isOpened() and not stop.is_set():
+                    ok, frame = capture.read()
+                    if not ok or frame is None:
+                        break
+                    got_any = True
+                    delay = self.backoff[0]
+                    index += 1
+                    if (index - 1) % step == 0:
+                        yield frame
+            finally:
+                capture.release()
+            if stop.is_set():
+                return
+            self.lost += 1
+            if self.on_lost:
+                self.on_lost()
+            log.warning("camera %s lost (%s); retrying in %.1f s", self.spec, "ended" if got_any else "cannot open", delay)
+            stop.wait(delay)
+            delay = min(self.backoff[1], delay * 2)
+
+
+def run(terminal: FaceTerminal, camera: Camera, stop: threading.Event, clock: Callable[[], datetime]) -> None:
+    """Feed the camera's frames to the terminal until ``stop`` (the agent source's body)."""
+    for frame in camera.frames(stop):
+        started = time.monotonic()
+        terminal.on_frame(frame, clock())
+        if not camera.is_file:
+            stop.wait(max(0.0, camera.period - (time.monotonic() - started)))
