@@ -1,0 +1,160 @@
+"""The clock-in terminal on video composed from the real photos: one punch per person, none for strangers."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from broker.protocol import PunchBody
+from broker.timeutil import HALL_TZ
+from vision.calibration import calibrate
+from vision.faces import FaceSettings, Face, load_image, one_face
+from vision.gallery import Person, TerminalGallery, hash_pin
+from vision.identify import Gallery
+from vision.terminal import Camera, FaceTerminal, Feedback, TerminalSettings, run
+
+SETTINGS = FaceSettings()
+T0 = datetime(2026, 3, 2, 8, 25, tzinfo=HALL_TZ)
+PROBE = "known/nuaa_0003/0003_01_00_01_490.jpg"  # never enrolled: the terminal sees a new picture
+
+
+@pytest.fixture(scope="module")
+def gallery(faces_dir: Path) -> TerminalGallery:
+    templates: dict[str, list[np.ndarray]] = {}
+    for folder in sorted((faces_dir / "known").iterdir()):
+        for path in sorted(folder.iterdir()):
+            if f"known/{folder.name}/{path.name}" == PROBE:
+                continue
+            face = one_face(load_image(path), SETTINGS)
+            assert isinstance(face, Face)
+            templates.setdefault(folder.name, []).append(face.encoding)
+    cal = calibrate(Gallery(templates))
+    people = tuple(
+        Person(p, f"职员{p[-1]}", p[-4:] if p.startswith("nuaa") else None, hash_pin("2468") if p == "nuaa_0003" else None, np.asarray(e, dtype=np.float32))
+        for p, e in sorted(templates.items())
+    )
+    return TerminalGallery(7, cal.thresholds, people, cal.verify_only)
+
+
+def _frame(path: Path) -> np.ndarray:
+    """The photo placed in a 640×480 BGR frame, face about 250 px, as a terminal camera sees a person."""
+    image = cv2.cvtColor(load_image(path), cv2.COLOR_RGB2BGR)
+    scale = 300 / max(image.shape[:2])
+    image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
+    frame = np.full((480, 640, 3), 110, np.uint8)
+    y, x = (480 - image.shape[0]) // 2, (640 - image.shape[1]) // 2
+    frame[y : y + image.shape[0], x : x + image.shape[1]] = image
+    return frame
+
+
+class Recorder:
+    """Collects what the terminal emits and says (the terminal's two outputs)."""
+
+    def __init__(self) -> None:
+        self.punches: list[tuple[PunchBody, datetime]] = []
+        self.said: list[Feedback] = []
+
+    def emit(self, body: PunchBody, at: datetime) -> None:
+        self.punches.append((body, at))
+
+    def feedback(self, kind: Feedback, text: str) -> None:
+        assert text
+        self.said.append(kind)
+
+
+def _terminal(gallery: TerminalGallery | None, recorder: Recorder, **settings: float) -> FaceTerminal:
+    terminal = FaceTerminal(TerminalSettings(**settings), SETTINGS, recorder.emit, feedback=recorder.feedback)  # type: ignore[arg-type]
+    if gallery is not None:
+        terminal.set_gallery(gallery)
+    return terminal
+
+
+def test_a_clerk_standing_there_punches_once_with_the_evidence(gallery: TerminalGallery, faces_dir: Path) -> None:
+    recorder = Recorder()
+    terminal = _terminal(gallery, recorder, debounce_s=60)
+    frame = _frame(faces_dir / PROBE)
+    for i in range(15):  # three seconds at 5 fps
+        terminal.on_frame(frame, T0 + timedelta(seconds=i / 5))
+    [(punch, at)] = recorder.punches
+    assert (punch.person_id, punch.method) == ("nuaa_0003", "face")
+    assert punch.distance is not None and punch.distance <= gallery.thresholds.threshold
+    assert punch.margin is not None and punch.margin >= gallery.thresholds.margin
+    assert punch.quality is not None and 0 < punch.quality <= 1 and punch.liveness == 1.0
+    assert at == T0 + timedelta(seconds=2 / 5), "decided on the third agreeing frame"
+    assert recorder.said[0] == "punched" and "again" in recorder.said
+    # After the debounce period the same person punches again (clocking out).
+    terminal.on_frame(frame, T0 + timedelta(seconds=61))
+    terminal.on_frame(frame, T0 + timedelta(seconds=61.2))
+    terminal.on_frame(frame, T0 + timedelta(seconds=61.4))
+    assert len(recorder.punches) == 2
+
+
+@pytest.mark.parametrize("stranger", ["elon_musk", "jeff_bezos"])
+def test_a_stranger_never_produces_a_punch(gallery: TerminalGallery, faces_dir: Path, stranger: str) -> None:
+    recorder = Recorder()
+    terminal = _terminal(gallery, recorder)
+    for path in sorted((faces_dir / "strangers" / stranger).iterdir()):
+        frame = _frame(path)
+        for i in range(5):
+            terminal.on_frame(frame, T0 + timedelta(seconds=i))
+    assert recorder.punches == []
+    assert set(recorder.said) <= {"unknown", "retry"} and recorder.said
+
+
+def test_without_a_gallery_nothing_is_guessed(faces_dir: Path) -> None:
+    recorder = Recorder()
+    terminal = _terminal(None, recorder)
+    terminal.on_frame(_frame(faces_dir / PROBE), T0)
+    assert recorder.punches == [] and recorder.said == ["no_gallery"]
+
+
+def test_a_failed_liveness_check_stops_the_punch(gallery: TerminalGallery, faces_dir: Path) -> None:
+    recorder = Recorder()
+    terminal = FaceTerminal(TerminalSettings(), SETTINGS, recorder.emit, liveness=lambda image, face: 0.2, feedback=recorder.feedback)
+    terminal.set_gallery(gallery)
+    for i in range(6):
+        terminal.on_frame(_frame(faces_dir / PROBE), T0 + timedelta(seconds=i))
+    assert recorder.punches == [] and set(recorder.said) == {"spoof"}
+
+
+def test_staff_number_and_pin_punch_and_repeated_failures_lock(gallery: TerminalGallery) -> None:
+    recorder = Recorder()
+    terminal = _terminal(gallery, recorder, pin_max_failures=3, pin_lock_s=300)
+    assert terminal.punch_with_pin("0003", "2468", T0)
+    assert recorder.punches[0][0] == PunchBody(person_id="nuaa_0003", method="pin")
+    for i in range(3):
+        assert not terminal.punch_with_pin("0003", "0000", T0 + timedelta(minutes=2, seconds=i))
+    assert not terminal.punch_with_pin("0003", "2468", T0 + timedelta(minutes=3)), "locked"
+    assert recorder.said[-1] == "pin_locked"
+    assert terminal.punch_with_pin("0003", "2468", T0 + timedelta(minutes=8)), "the lock expires"
+    assert not terminal.punch_with_pin("9999", "2468", T0), "unknown staff number"
+
+
+def test_a_recorded_camera_feed_punches_and_its_end_is_a_lost_camera(gallery: TerminalGallery, faces_dir: Path, tmp_path: Path) -> None:
+    video = tmp_path / "entrance.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    empty = np.full((480, 640, 3), 110, np.uint8)
+    for frame in [empty] * 10 + [_frame(faces_dir / PROBE)] * 20 + [empty] * 10:
+        writer.write(frame)
+    writer.release()
+    recorder = Recorder()
+    terminal = _terminal(gallery, recorder)
+    stop = threading.Event()
+    lost = threading.Event()
+    camera = Camera(str(video), fps=5, backoff=(0.05, 0.05), on_lost=lost.set)
+    thread = threading.Thread(target=run, args=(terminal, camera, stop, lambda: T0))
+    thread.start()
+    assert lost.wait(60), "the end of the recording is reported as a lost camera"
+    stop.set()
+    thread.join(10)
+    assert [p.person_id for p, _ in recorder.punches] == ["nuaa_0003"]
+    missing = Camera(str(tmp_path / "none.avi"), backoff=(0.01, 0.02))
+    stop = threading.Event()
+    frames = missing.frames(stop)
+    threading.Timer(0.2, stop.set).start()
+    assert list(frames) == [] and missing.lost >= 2, "a camera that cannot be opened is retried with backoff"
