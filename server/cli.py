@@ -18,6 +18,7 @@ from rich.logging import RichHandler
 from broker.config_file import ConfigError
 from broker.connection import BrokerSettings
 from broker.timeutil import HALL_TZ
+from server.faces_cli import faces_app
 
 app = typer.Typer(help="HallWatch 政务服务大厅窗口监管 — supervision of service hall windows.", no_args_is_help=True)
 device_app = typer.Typer(help="Register devices and their broker credentials.", no_args_is_help=True)
@@ -26,6 +27,7 @@ app.add_typer(device_app, name="device")
 app.add_typer(broker_app, name="broker")
 leave_app = typer.Typer(help="The leave, outing and substitution register.", no_args_is_help=True)
 app.add_typer(leave_app, name="leave")
+app.add_typer(faces_app, name="faces")
 console = Console(stderr=True)
 
 HallFile = Annotated[Path, typer.Option("--hall", help="Hall file (windows and devices).")]
