@@ -98,42 +98,74 @@ class Samples:
     genuine_own: NDArray[np.float64]  # a photo left out: its own person's nearest remaining photo
     genuine_other: NDArray[np.float64]  # ... and the nearest other person
     genuine_median: float
-    cross: dict[tuple[str, str], float]  # nearest photos of two people
+    cross: dict[tuple[str, str], float]  # nearest photos of two people, only pairs nearer than genuine_median
 
 
-def samples(gallery: Gallery, progress: Callable[[int, int], None] | None = None) -> Samples:
-    """Leave-one-person-out and leave-one-photo-out over the gallery (matrix work, no I/O)."""
+def _groups(gallery: Gallery, rows: int) -> list[list[int]]:
+    """People in consecutive groups of about ``rows`` templates (one matrix product per group)."""
+    groups: list[list[int]] = [[]]
+    size = 0
+    for index, person in enumerate(gallery.people):
+        n = len(gallery.templates(person))
+        if groups[-1] and size + n > rows:
+            groups.append([])
+            size = 0
+        groups[-1].append(index)
+        size += n
+    return groups
+
+
+def samples(gallery: Gallery, progress: Callable[[int, int], None] | None = None, *, block_rows: int = 512) -> Samples:
+    """Leave-one-person-out and leave-one-photo-out over the gallery (matrix work, no I/O).
+
+    Templates are compared a block at a time against the whole gallery (one
+    BLAS product per block, ~100 MB at 5,000 people): memory stays flat and
+    a 5,000-person gallery takes about a minute, not an hour.
+    """
     people = gallery.people
-    s_d1, s_margin, g_own, g_other, same = [], [], [], [], []
-    cross: dict[tuple[str, str], float] = {}
-    for index, person in enumerate(people):
+    same = []
+    for person in people:  # first pass: same-person distances, for the look-alike bound
         mine = gallery.templates(person)
-        d = _distances(mine, gallery.matrix)
-        per_person = np.minimum.reduceat(d, gallery.starts, axis=1)  # photos × people
-        others = np.delete(per_person, index, axis=1)
-        if others.shape[1]:
-            d1, d2 = _two_smallest(others)
-            s_d1.append(d1)
-            s_margin.append(d2 - d1)
-            nearest = others.min(axis=0)
-            for j, other in enumerate(p for p in people if p != person):
-                if person < other:
-                    cross[(person, other)] = float(nearest[j])
         if len(mine) > 1:
-            start = int(gallery.starts[index])
-            own = d[:, start : start + len(mine)].copy()
-            np.fill_diagonal(own, np.inf)
-            g_own.append(own.min(axis=1))
-            same.append(own[np.isfinite(own)])
-            g_other.append(others.min(axis=1) if others.shape[1] else np.full(len(mine), np.inf))
+            own = _distances(mine, mine)
+            same.append(own[np.triu_indices(len(mine), 1)])
+    pairs = np.concatenate(same) if same else np.zeros(0)
+    bound = float(np.median(pairs)) if pairs.size else 0.0
+    s_d1, s_margin, g_own, g_other = [], [], [], []
+    cross: dict[tuple[str, str], float] = {}
+    done = 0
+    for group in _groups(gallery, block_rows):
+        first, last = int(gallery.starts[group[0]]), int(gallery.starts[group[-1]]) + len(gallery.templates(people[group[-1]]))
+        full = _distances(gallery.matrix[first:last], gallery.matrix)  # rows × templates
+        block = np.minimum.reduceat(full, gallery.starts, axis=1)  # rows × people
+        for index in group:
+            person = people[index]
+            start = int(gallery.starts[index]) - first
+            mine = slice(start, start + len(gallery.templates(person)))
+            others = np.delete(block[mine], index, axis=1)
+            if others.shape[1]:
+                d1, d2 = _two_smallest(others)
+                s_d1.append(d1)
+                s_margin.append(d2 - d1)
+                nearest = block[mine].min(axis=0)
+                for j in np.flatnonzero(nearest < bound):
+                    if j != index and person < people[j]:
+                        cross[(person, people[j])] = float(nearest[j])
+            n = mine.stop - mine.start
+            if n > 1:
+                own_start = int(gallery.starts[index])
+                own = full[mine, own_start : own_start + n].copy()
+                np.fill_diagonal(own, np.inf)
+                g_own.append(own.min(axis=1))
+                g_other.append(others.min(axis=1) if others.shape[1] else np.full(n, np.inf))
+            done += 1
         if progress:
-            progress(index + 1, len(people))
+            progress(done, len(people))
 
     def cat(parts: list[NDArray[np.float64]]) -> NDArray[np.float64]:
         return np.concatenate(parts) if parts else np.zeros(0)
 
-    pairs = cat(same)
-    return Samples(cat(s_d1), cat(s_margin), cat(g_own), cat(g_other), float(np.median(pairs)) if pairs.size else 0.0, cross)
+    return Samples(cat(s_d1), cat(s_margin), cat(g_own), cat(g_other), bound, cross)
 
 
 def choose(

@@ -1,0 +1,43 @@
+"""The machine and code a benchmark ran on: the first rows of every benchmark table."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def code_version(*paths: str) -> str:
+    """The commit, and whether the given folders had uncommitted changes."""
+    try:
+        sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", *paths], capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "not a git checkout"
+    return f"git {sha}" + (f" with uncommitted changes in {', '.join(paths)}" if dirty else "")
+
+
+def machine_info() -> dict[str, str]:
+    """CPU model, cores, memory, OS, Python and the load when the run started."""
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = "unknown"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
+        mem = f"{kib / 1024 / 1024:.1f} GiB"
+    return {
+        "CPU": cpu,
+        "Cores": str(os.cpu_count()),
+        "Memory": mem,
+        "OS": f"{platform.system()} {platform.release()}",
+        "Python": platform.python_version(),
+        "Load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
