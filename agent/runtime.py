@@ -41,6 +41,7 @@ from broker.protocol import (
     DeviceConfig,
     DeviceStatus,
     Event,
+    GalleryNotice,
     HeartbeatBody,
     ProtocolError,
     ServerStatus,
@@ -101,6 +102,9 @@ class AgentRuntime:
         self._threads: list[threading.Thread] = []
         self.commands: dict[str, CommandHandler] = {"ping": lambda args: "pong"}
         self.config_listeners: list[Callable[[DeviceConfig], None]] = []
+        self.gallery_listeners: list[Callable[[GalleryNotice], None]] = []
+        """Called with each gallery notice (face terminals), on the network
+        thread: hand the work off, never block (agent.gallery_sync does)."""
 
     # ------------------------------------------------------------------ API
 
@@ -217,6 +221,10 @@ class AgentRuntime:
         cfg_topic = device_topic(hall, dev, "cfg")
         cmd_topic = device_topic(hall, dev, "cmd")
         srv_topic = server_status_topic(hall)
+        gal_topic = device_topic(hall, dev, "gal")
+        subscriptions = [(cfg_topic, 1), (cmd_topic, 1), (srv_topic, 1)]
+        if self.device.kind == "face_terminal":
+            subscriptions.append((gal_topic, 1))
 
         def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
             if reason.is_failure:
@@ -225,7 +233,7 @@ class AgentRuntime:
                 client.disconnect()
                 return
             link.connected = True
-            client.subscribe([(cfg_topic, 1), (cmd_topic, 1), (srv_topic, 1)])
+            client.subscribe(subscriptions)
             client.publish(self._status_topic, encode(self._status("online")), qos=1, retain=True)
             log.info("%s: connected to %s (boot %d)", dev, self.settings.broker.url, self.boot)
 
@@ -244,6 +252,10 @@ class AgentRuntime:
                     self._on_config(decode(msg.payload, DeviceConfig))
                 elif msg.topic == cmd_topic:
                     self._on_command(decode(msg.payload, Command))
+                elif msg.topic == gal_topic:
+                    notice = decode(msg.payload, GalleryNotice)
+                    for listener in self.gallery_listeners:
+                        listener(notice)
             except ProtocolError as exc:
                 log.warning("%s: ignored bad message on %s: %s", dev, msg.topic, exc.reason)
 

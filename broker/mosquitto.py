@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.protocol import MAX_PAYLOAD_BYTES, TOPIC_ROOT, Ident
+from broker.protocol import MAX_PAYLOAD_BYTES, TOPIC_ROOT, DeviceKind, Ident
 
 __all__ = [
     "ACL_FILE",
@@ -43,6 +43,7 @@ __all__ = [
     "PASSWD_FILE",
     "BrokerAuthFiles",
     "TLSFiles",
+    "check_login",
     "device_acl_topics",
     "generate_password",
     "hash_password",
@@ -113,6 +114,24 @@ def verify_password(password: str, hashed: str) -> bool:
     return hmac.compare_digest(expected, hashed)
 
 
+def check_login(passwd_file: Path, username: str, password: str) -> bool:
+    """True when ``username`` has a ``$7$`` line in ``passwd_file`` that ``password`` matches.
+
+    Lets HTTP endpoints for devices (the gallery download) accept the same
+    credentials the broker does, read fresh on every call so a re-keyed or
+    removed device is refused at once, without a reload.  A user with
+    another kind of hash (a hand-made account) never matches.  Raises
+    OSError when the file cannot be read.
+    """
+    for line in passwd_file.read_text(encoding="utf-8").splitlines():
+        if _passwd_user(line) == username:
+            try:
+                return verify_password(password, line.split(":", 1)[1])
+            except ValueError:
+                return False
+    return False
+
+
 def generate_password() -> str:
     """A fresh random password: 32 URL-safe characters (192 bits).
 
@@ -136,7 +155,7 @@ def _check_ident(value: str, what: str) -> str:
     return value
 
 
-def device_acl_topics(hall_id: str, device_id: str) -> list[tuple[str, str]]:
+def device_acl_topics(hall_id: str, device_id: str, kind: DeviceKind | None = None) -> list[tuple[str, str]]:
     """The ``(access, topic)`` grants of one device: its own corner only.
 
     It writes its events (one type level, as the protocol defines) and its
@@ -144,27 +163,32 @@ def device_acl_topics(hall_id: str, device_id: str) -> list[tuple[str, str]]:
     any will topic at CONNECT and silently drops a will the user may not
     write, so a wrong grant here shows up only as a missing offline status).
     It reads its own configuration and commands and its hall's server status
-    (to know when to replay its outbox).  Everything else is denied.
+    (to know when to replay its outbox).  A ``face_terminal`` also reads its
+    own gallery notice (``gal``); other kinds, and a device added without a
+    kind, get no gallery grant.  Everything else is denied.
     """
     _check_ident(hall_id, "hall id")
     _check_ident(device_id, "device id")
     base = f"{TOPIC_ROOT}/{hall_id}/dev/{device_id}"
-    return [
+    grants = [
         ("write", f"{base}/evt/+"),
         ("write", f"{base}/status"),
         ("read", f"{base}/cfg"),
         ("read", f"{base}/cmd"),
         ("read", f"{TOPIC_ROOT}/{hall_id}/server/status"),
     ]
+    if kind == "face_terminal":
+        grants.append(("read", f"{base}/gal"))
+    return grants
 
 
 def server_acl_topics(hall_id: str | None) -> list[tuple[str, str]]:
     """The ``(access, topic)`` grants of the HallWatch server.
 
     It reads every device's events and status and writes configuration,
-    commands and its own server status.  With a ``hall_id`` the grants are
-    limited to that hall; ``None`` grants every hall (``+``), for one server
-    that supervises several halls.  Devices' ``status`` is written by the
+    commands, gallery notices and its own server status.  With a
+    ``hall_id`` the grants are limited to that hall; ``None`` grants every
+    hall (``+``), for one server that supervises several halls.  Devices' ``status`` is written by the
     devices (and their wills), never by the server.
     """
     hall = "+" if hall_id is None else _check_ident(hall_id, "hall id")
@@ -174,6 +198,7 @@ def server_acl_topics(hall_id: str | None) -> list[tuple[str, str]]:
         ("read", f"{root}/dev/+/status"),
         ("write", f"{root}/dev/+/cfg"),
         ("write", f"{root}/dev/+/cmd"),
+        ("write", f"{root}/dev/+/gal"),
         ("write", f"{root}/server/status"),
     ]
 
@@ -273,8 +298,11 @@ class BrokerAuthFiles:
 
     # -- public API ---------------------------------------------------------
 
-    def add_device(self, hall_id: str, device_id: str) -> str:
+    def add_device(self, hall_id: str, device_id: str, *, kind: DeviceKind | None = None) -> str:
         """Create or replace a device's account; returns its new plaintext password.
+
+        ``kind`` adds the grants only that kind needs (a face terminal reads
+        its gallery notice, :func:`device_acl_topics`).
 
         The password is shown once and stored only as a hash.  Re-adding a
         device replaces its password and its ACL (so a device can move
@@ -286,8 +314,8 @@ class BrokerAuthFiles:
         _check_ident(device_id, "device id")
         with self._locked():
             self._refuse_kind_clash(device_id, "device")
-            header = f"{_MARKER}device hall={hall_id} device={device_id}"
-            return self._put_user(device_id, header, device_acl_topics(hall_id, device_id))
+            header = f"{_MARKER}device hall={hall_id} device={device_id}" + (f" kind={kind}" if kind else "")
+            return self._put_user(device_id, header, device_acl_topics(hall_id, device_id, kind))
 
     def add_server(self, hall_id: str | None, username: str = DEFAULT_SERVER_USER) -> str:
         """Create or replace the server's account; returns its new plaintext password.

@@ -157,9 +157,10 @@ class HeartbeatBody(_Model):
 
 
 class AckBody(_Model):
-    """A device acknowledges a command or a configuration version."""
+    """A device acknowledges a command, a configuration version or a gallery
+    version (``ok`` false with the reason when it refused the gallery)."""
 
-    ref: Literal["command", "config"]
+    ref: Literal["command", "config", "gallery"]
     ref_id: _text(64)
     ok: bool
     detail: _text(500) | None = None
@@ -304,6 +305,27 @@ class DeviceConfig(_Model):
     settings: dict[str, Any]
 
 
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""A SHA-256 digest as 64 lowercase hex digits."""
+
+
+class GalleryNotice(_Model):
+    """Retained per-face-terminal notice that a gallery version is ready.
+
+    The sealed gallery itself (megabytes for a large hall) is far above
+    MAX_PAYLOAD_BYTES, so only this notice travels over MQTT; the terminal
+    downloads the blob over HTTP, checks it against ``sha256`` and ``size``
+    before anything else, then verifies its signature (see
+    docs/gallery-sync.md).  Answered by an ``ack`` event (ref ``gallery``,
+    ref_id = version)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    version: Counter
+    sha256: Sha256Hex
+    size: int = Field(ge=1)
+    issued_at: HallTime
+
+
 class Command(_Model):
     """A one-off instruction to a device; answered by an ``ack`` event."""
 
@@ -318,7 +340,7 @@ class Command(_Model):
 # Topics
 # --------------------------------------------------------------------------
 
-Channel = Literal["evt", "status", "cfg", "cmd"]
+Channel = Literal["evt", "status", "cfg", "cmd", "gal"]
 
 
 _IDENT = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -329,7 +351,7 @@ def device_topic(hall_id: str, device_id: str, channel: Channel, event_type: str
     for value in (hall_id, device_id):
         if not _IDENT.fullmatch(value):
             raise ValueError(f"not a valid id for a topic: {value!r}")
-    if channel not in ("evt", "status", "cfg", "cmd"):
+    if channel not in ("evt", "status", "cfg", "cmd", "gal"):
         raise ValueError(f"unknown channel {channel!r}")
     base = f"{TOPIC_ROOT}/{hall_id}/dev/{device_id}/{channel}"
     if channel == "evt":
@@ -351,7 +373,7 @@ def server_subscriptions(hall_id: str) -> list[str]:
     return [f"{TOPIC_ROOT}/{hall_id}/dev/+/evt/+", f"{TOPIC_ROOT}/{hall_id}/dev/+/status"]
 
 _DEVICE_TOPIC = re.compile(
-    rf"{re.escape(TOPIC_ROOT)}/(?P<hall>[^/]+)/dev/(?P<device>[^/]+)/(?P<channel>evt|status|cfg|cmd)(?:/(?P<type>[^/]+))?"
+    rf"{re.escape(TOPIC_ROOT)}/(?P<hall>[^/]+)/dev/(?P<device>[^/]+)/(?P<channel>evt|status|cfg|cmd|gal)(?:/(?P<type>[^/]+))?"
 )
 
 

@@ -27,6 +27,8 @@ app.add_typer(device_app, name="device")
 app.add_typer(broker_app, name="broker")
 leave_app = typer.Typer(help="The leave, outing and substitution register.", no_args_is_help=True)
 app.add_typer(leave_app, name="leave")
+faces_keys_app = typer.Typer(help="Key files for face templates and gallery sync.", no_args_is_help=True)
+faces_app.add_typer(faces_keys_app, name="keys")
 app.add_typer(faces_app, name="faces")
 console = Console(stderr=True)
 
@@ -309,7 +311,7 @@ def device_add(
     if unknown:
         _fail(f"--window {sorted(unknown)}: not windows of {hall} ")
     try:
-        password = BrokerAuthFiles(auth_dir).add_device(hall_config.hall.id, device_id)
+        password = BrokerAuthFiles(auth_dir).add_device(hall_config.hall.id, device_id, kind=kind)
     except ValueError as exc:
         _fail(str(exc))
     engine = make_engine(db)
@@ -346,6 +348,36 @@ def leave_import(
     migrate(engine)
     ids = LeaveRegister(engine, hall_config).add(entries)
     console.print(f"imported {len(ids)} entries from {csv_file}")
+
+
+FACE_TEMPLATE_KEY_ENV = "HALLWATCH_FACE_KEY_FILE"  # server.face_registry.KEY_FILE_ENV (not imported: it loads dlib)
+FACE_TEMPLATE_KEY_FILE = "face-templates.key"
+
+
+@faces_keys_app.command("init")
+def faces_keys_init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the new key files (created 0700; existing keys are never overwritten).")],
+) -> None:
+    """Create the face template key and the gallery keys (each file 0600) and say where each goes."""
+    from cryptography.fernet import Fernet
+
+    from vision import gallery_seal as seal
+
+    files = seal.new_key_files() | {FACE_TEMPLATE_KEY_FILE: Fernet.generate_key() + b"\n"}
+    try:
+        seal.write_private_files(directory, files)
+    except FileExistsError as exc:
+        _fail(f"{exc}; move them away first if you really mean to replace the keys")
+    placement = [
+        (FACE_TEMPLATE_KEY_FILE, FACE_TEMPLATE_KEY_ENV, "server only: encrypts stored face templates"),
+        (seal.SIGNING_KEY_FILE, seal.SIGNING_KEY_ENV, "server only: signs galleries"),
+        (seal.GALLERY_KEY_FILE, seal.GALLERY_KEY_ENV, "server and every face terminal: encrypts galleries"),
+        (seal.VERIFY_KEY_FILE, seal.VERIFY_KEY_ENV, "every face terminal: checks the server's signature"),
+    ]
+    console.print(f"key files written to {directory} (mode 0600); set these variables where each file goes:")
+    for name, env, where in placement:
+        typer.echo(f"{env}={directory / name}    # {where}")
+    console.print("copy each file to its hosts with mode 0600, keep an offline backup, delete what is not needed here")
 
 
 @broker_app.command("add-server")

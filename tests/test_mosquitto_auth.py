@@ -32,6 +32,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from broker.mosquitto import (
     BrokerAuthFiles,
     TLSFiles,
+    check_login,
+    device_acl_topics,
     generate_password,
     hash_password,
     render_mosquitto_conf,
@@ -268,6 +270,26 @@ def test_auth_files_replace_entries_and_keep_others(tmp_path: Path) -> None:
         auth.add_device(HALL, "hallwatch-server")
 
 
+def test_only_a_face_terminal_reads_its_gallery_notice() -> None:
+    gal = ("read", f"hw/v1/{HALL}/dev/ft/gal")
+    assert gal in device_acl_topics(HALL, "ft", "face_terminal")
+    for kind in ("window_camera", "evaluator", "pause_button", "queue_gateway", None):
+        assert not [t for _, t in device_acl_topics(HALL, "ft", kind) if t.endswith("/gal")], kind  # type: ignore[arg-type]
+
+
+def test_check_login_reads_the_passwd_file(tmp_path: Path) -> None:
+    auth = BrokerAuthFiles(tmp_path / "auth")
+    password = auth.add_device(HALL, "d1", kind="face_terminal")
+    auth.passwd_path.write_text(auth.passwd_path.read_text() + "ops:$6$salt$notpbkdf2\n")
+    assert check_login(auth.passwd_path, "d1", password)
+    assert not check_login(auth.passwd_path, "d1", password + "x")
+    assert not check_login(auth.passwd_path, "d2", password)
+    assert not check_login(auth.passwd_path, "ops", "anything"), "a hash HallWatch does not write never matches"
+    assert "# hallwatch:device hall=h1 device=d1 kind=face_terminal" in auth.acl_path.read_text()
+    auth.remove_device("d1")
+    assert not check_login(auth.passwd_path, "d1", password)
+
+
 @pytest.mark.parametrize(
     ("hall_id", "device_id", "bad"),
     [("H1", "d1", "H1"), ("h1", "d/1", "d/1"), ("h1", "#", "#"), ("h1", "", "''"), ("h 1", "d1", "h 1")],
@@ -427,6 +449,24 @@ def test_server_writes_cfg_cmd_and_reads_its_hall(hall: Hall) -> None:
         server.expect(evt(device, "rating"), f"rating-{device}".encode())
     # ... but the h1 server is not allowed to read hall h2.
     assert b"other-hall" not in [p for _, p in server.received()]
+
+
+def test_gallery_notice_reaches_only_its_face_terminal(hall: Hall) -> None:
+    hall.passwords["ft"] = hall.auth.add_device(HALL, "ft", kind="face_terminal")
+    hall.broker.reload()
+    server = hall.connected("hallwatch-server")
+    ft = hall.connected("ft")
+    da = hall.connected("da")  # added without a kind: no gallery grant
+    ft.subscribe(chan("ft", "gal"), chan("da", "gal"))
+    da.subscribe(chan("da", "gal"), chan("ft", "gal"))
+
+    # ft reads its own gal, so a forged notice it may write would come back to it.
+    ft.publish(chan("ft", "gal"), b"forged-by-the-terminal", retain=True)
+    server.publish(chan("da", "gal"), b"notice-da", retain=True)
+    server.publish(chan("ft", "gal"), b"notice-ft", retain=True)
+    ft.expect(chan("ft", "gal"), b"notice-ft")
+    assert ft.received() == [(chan("ft", "gal"), b"notice-ft")]
+    assert da.received() == []
 
 
 def test_readding_device_replaces_password_and_remove_revokes(hall: Hall) -> None:

@@ -31,6 +31,7 @@ from broker.protocol import (
     DeviceConfig,
     DeviceStatus,
     EventType,
+    GalleryNotice,
     HeartbeatBody,
     PauseBody,
     ProtocolError,
@@ -78,6 +79,7 @@ OTHERS: list[BaseModel] = [
     DeviceConfig(version=4, issued_at=T0, settings={"heartbeat_s": 30, "nested": {"a": [1, 2]}, "名称": "值"}),
     Command(cmd_id="c-20250318_0001", name="ping", issued_at=T0),
     Command(cmd_id="X", name="snapshot", args={"window_id": "w01"}, issued_at=T0),
+    GalleryNotice(version=12, sha256="9f2c" * 16, size=1843212, issued_at=T0),
 ]
 
 
@@ -405,6 +407,12 @@ OTHER_REJECTED: list[tuple[str, type[BaseModel], str, Any, str]] = [
     ("command id too long", Command, "cmd_id", "c" * 65, "cmd_id"),
     ("command unknown name", Command, "name", "reboot", "name"),
     ("command extra field", Command, "ttl", 5, "ttl"),
+    ("gallery version 0", GalleryNotice, "version", 0, "version"),
+    ("gallery sha256 uppercase", GalleryNotice, "sha256", "9F2C" * 16, "sha256"),
+    ("gallery sha256 short", GalleryNotice, "sha256", "9f2c" * 15, "sha256"),
+    ("gallery size 0", GalleryNotice, "size", 0, "size"),
+    ("gallery naive time", GalleryNotice, "issued_at", "2025-03-18T09:00:00", "issued_at"),
+    ("gallery url smuggled in", GalleryNotice, "url", "http://evil/g", "url"),
 ]
 
 
@@ -419,7 +427,7 @@ def test_invalid_status_config_and_commands_are_rejected(
     assert _reason(_payload(raw), model).startswith(expected)
 
 
-@pytest.mark.parametrize("model", [DeviceStatus, ServerStatus, DeviceConfig, Command])
+@pytest.mark.parametrize("model", [DeviceStatus, ServerStatus, DeviceConfig, Command, GalleryNotice])
 def test_required_fields_of_other_models(model: type[BaseModel]) -> None:
     for name, info in model.model_fields.items():
         raw = _other_raw(model)
@@ -451,7 +459,7 @@ def test_event_topic_round_trip(event_type: str) -> None:
     assert (info.hall_id, info.device_id, info.channel, info.event_type) == ("demo", "cam-01", "evt", event_type)
 
 
-@pytest.mark.parametrize("channel", ["status", "cfg", "cmd"])
+@pytest.mark.parametrize("channel", ["status", "cfg", "cmd", "gal"])
 def test_device_channel_topic_round_trip(channel: str) -> None:
     topic = device_topic("demo", "ev-01", channel)  # type: ignore[arg-type]
     assert topic == f"hw/v1/demo/dev/ev-01/{channel}"
@@ -468,6 +476,7 @@ MALFORMED_TOPICS = [
     ("evt without type", "hw/v1/demo/dev/cam-01/evt", "events need a type level"),
     ("status with type", "hw/v1/demo/dev/cam-01/status/seat", "events need a type level"),
     ("cfg with type", "hw/v1/demo/dev/cam-01/cfg/x", "events need a type level"),
+    ("gal with type", "hw/v1/demo/dev/ft-01/gal/x", "events need a type level"),
     ("wrong version", "hw/v2/demo/dev/cam-01/evt/seat", "not a HallWatch device topic"),
     ("wrong root", "hallwatch/v1/demo/dev/cam-01/evt/seat", "not a HallWatch device topic"),
     ("leading slash", "/hw/v1/demo/dev/cam-01/evt/seat", "not a HallWatch device topic"),
@@ -557,3 +566,21 @@ def test_every_event_type_has_a_drop_class() -> None:
     assert set(DROP_CLASS) == set(EVENT_MODELS)
     assert {t for t, c in DROP_CLASS.items() if c == NEVER_DROPPED} == {"punch", "rating", "ack"}
     assert max(DROP_CLASS.values()) == NEVER_DROPPED
+
+
+@pytest.mark.parametrize("ref", ["command", "config", "gallery"])
+def test_ack_refs(ref: str) -> None:
+    event = _event("ack", body=AckBody(ref=ref, ref_id="12", ok=False, detail="bad signature: altered"))  # type: ignore[arg-type]
+    assert decode_event(encode(event)) == event
+    raw = _raw("ack")
+    raw["body"]["ref"] = "photo"
+    assert _reason(_payload(raw)).startswith("ack.body.ref")
+
+
+def test_devices_may_not_publish_gallery_notices() -> None:
+    from server.validation import KnownDevice, Rejection, check_message
+
+    registry = {"ft-01": KnownDevice("demo", "face_terminal", frozenset())}
+    notice = encode(OTHERS[-1])
+    checked = check_message(device_topic("demo", "ft-01", "gal"), notice, registry)
+    assert isinstance(checked, Rejection) and checked.reason == "devices do not publish on 'gal'"
