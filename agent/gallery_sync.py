@@ -133,6 +133,8 @@ class GallerySync:
         self._remove_staging_leftovers()
         self._load_from_disk()
         self.runtime.gallery_listeners.append(self.on_notice)
+        if self.runtime.last_gallery_notice is not None:  # arrived before we listened (retained)
+            self.on_notice(self.runtime.last_gallery_notice)
         self._thread = threading.Thread(target=self._work, name=f"{self.runtime.device.device_id}-gallery", daemon=True)
         self._thread.start()
 

@@ -103,6 +103,8 @@ class AgentRuntime:
         self.commands: dict[str, CommandHandler] = {"ping": lambda args: "pong"}
         self.config_listeners: list[Callable[[DeviceConfig], None]] = []
         self.gallery_listeners: list[Callable[[GalleryNotice], None]] = []
+        self.last_gallery_notice: GalleryNotice | None = None
+        """The newest notice seen, for a listener that starts after it arrived (retained)."""
         """Called with each gallery notice (face terminals), on the network
         thread: hand the work off, never block (agent.gallery_sync does)."""
 
@@ -254,6 +256,7 @@ class AgentRuntime:
                     self._on_command(decode(msg.payload, Command))
                 elif msg.topic == gal_topic:
                     notice = decode(msg.payload, GalleryNotice)
+                    self.last_gallery_notice = notice
                     for listener in self.gallery_listeners:
                         listener(notice)
             except ProtocolError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -25,6 +25,9 @@ from server.leave_register import LeaveEntry, LeaveRegister, RegisterError, pars
 from server.ingest import Ingestor
 from server.serialize import device_json, event_json, window_json
 from server.calendar_files import load_calendar
+from server.face_service import face_service
+from server.faces_api import admin_token, faces_router
+from server.gallery_publish import GalleryPublisher, face_terminals, gallery_router
 from server.patrol_api import patrol_router
 from server.patrol_store import PatrolService
 from server.policy_files import load_policy
@@ -41,6 +44,15 @@ class ServerSettings:
     database_url: str
     broker: BrokerSettings
     stale_factor: float = 3.0
+    data_dir: Path = Path("var")
+    """Server files that are not in the database (the current sealed gallery)."""
+    passwd_file: Path | None = None
+    """The broker's passwd file: face terminals log in with it to download the gallery."""
+    face_key_file: Path | None = None
+    gallery_key_file: Path | None = None
+    signing_key_file: Path | None = None
+    admin_token_file: Path | None = None
+    face_target_far: float = 0.01
 
 
 class Acknowledgement(BaseModel):
@@ -105,13 +117,23 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
     supervisor = Supervisor(engine, hall, policy, calendar, clock)
     hub = Hub()
     patrols = PatrolService(engine, hall, policy, calendar, clock)
+    publisher = GalleryPublisher(
+        settings.data_dir / "gallery",
+        lambda device_id, payload: ingestor.publish_to_device(device_id, "gal", payload, retain=True),
+        lambda: face_terminals(store.registry(), hall.hall.id),
+        clock=clock,
+    )
+    faces = face_service(engine, publisher, settings.face_key_file, settings.gallery_key_file, settings.signing_key_file, settings.face_target_far)
+    periodic: list[Callable[[], object]] = [patrols.start_due_rounds]
+    if faces is not None:
+        periodic.append(lambda: faces.tick(ingestor.connection))
     ingestor = Ingestor(
         store,
         hall.hall.id,
         settings.broker,
         lambda changes: hub.publish(_messages(changes, store, ingestor)),
         supervisor=supervisor,
-        periodic=[patrols.start_due_rounds],
+        periodic=periodic,
     )
 
     @asynccontextmanager
@@ -239,5 +261,13 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
             hub.clients.discard(queue)
 
     app.include_router(patrol_router(patrols))
+    app.include_router(gallery_router(publisher, settings.passwd_file))
+    app.include_router(
+        faces_router(
+            lambda: faces.registry if faces else None,
+            admin_token(settings.admin_token_file),
+            faces.rebuild if faces else lambda: {},
+        )
+    )
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
     return app

@@ -71,6 +71,12 @@ def server(
     ca_file: Annotated[Optional[Path], typer.Option(help="CA certificate for mqtts://.")] = None,
     host: str = "127.0.0.1",
     port: int = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Server files outside the database (the sealed gallery).")] = Path("var"),
+    passwd_file: Annotated[Optional[Path], typer.Option(help="The broker's passwd file: face terminals log in with it to download the gallery.")] = None,
+    face_key_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_FACE_KEY_FILE", help="Face template key (hallwatch faces keys init).")] = None,
+    gallery_key_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_GALLERY_KEY_FILE", help="Gallery encryption key.")] = None,
+    signing_key_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_GALLERY_SIGNING_KEY_FILE", help="Gallery signing key.")] = None,
+    admin_token_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_ADMIN_TOKEN_FILE", help="Token for the face administration API.")] = None,
     verbose: bool = False,
 ) -> None:
     """Run the server: ingest from the broker, API, WebSocket and live page."""
@@ -81,8 +87,17 @@ def server(
         hall_file=hall,
         database_url=db,
         broker=BrokerSettings(url=broker, username=username, password_file=password_file, ca_file=ca_file),
+        data_dir=data_dir,
+        passwd_file=passwd_file,
+        face_key_file=face_key_file,
+        gallery_key_file=gallery_key_file,
+        signing_key_file=signing_key_file,
+        admin_token_file=admin_token_file,
     )
-    application = create_app(settings, _load_hall(hall))
+    try:
+        application = create_app(settings, _load_hall(hall))
+    except ConfigError as exc:
+        _fail(str(exc))
     _freeze_startup_objects()
     uvicorn.run(application, host=host, port=port, log_level="warning")
 

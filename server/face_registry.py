@@ -64,12 +64,16 @@ def template_cipher(environ: dict[str, str] | None = None) -> Fernet:
     name = env.get(KEY_FILE_ENV)
     if not name:
         raise RegistryError(f"{KEY_FILE_ENV} is not set: face templates are only stored encrypted")
+    return cipher_from_file(Path(name))
+
+
+def cipher_from_file(path: Path) -> Fernet:
+    """The template key in ``path`` (0600)."""
+    key = read_key_file(path)
     try:
-        return Fernet(read_key_file(Path(name)))
-    except ValueError as exc:
-        if isinstance(exc, RegistryError):
-            raise
-        raise RegistryError(f"{name}: not a Fernet key (32 url-safe base64 bytes)") from None
+        return Fernet(key)
+    except ValueError:
+        raise RegistryError(f"{path}: not a Fernet key (32 url-safe base64 bytes)") from None
 
 
 @dataclass

@@ -132,6 +132,11 @@ class Ingestor:
         self._stop.set()
         self._writer.join(10)
 
+    @property
+    def connection(self) -> int:
+        """Counts broker connections: a change means retained state may need sending again."""
+        return self._generation
+
     def publish_to_device(self, device_id: str, channel: str, payload: bytes, *, retain: bool) -> None:
         """Send configuration or a command to one device."""
         self._client.publish(device_topic(self.hall_id, device_id, channel), payload, qos=1, retain=retain)  # type: ignore[arg-type]

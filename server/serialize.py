@@ -64,4 +64,5 @@ def event_json(event: Event | EventRow) -> dict[str, Any]:
         "historical": event.historical,
         "window_id": body.get("window_id"),
         "summary": _summary(event.type, body),
+        "body": body,
     }

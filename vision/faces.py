@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Literal
 
 import cv2
-import face_recognition
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
@@ -120,6 +119,14 @@ def from_bgr(frame: NDArray[np.uint8]) -> Image:
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
+def _library():  # type: ignore[no-untyped-def]
+    """face_recognition, imported on first use: it loads dlib's models (~1 s), which the
+    server and every command that never looks at a face should not pay for."""
+    import face_recognition
+
+    return face_recognition
+
+
 def _working_scale(image: Image, max_side: int) -> tuple[Image, float]:
     side = max(image.shape[:2])
     if side <= max_side:
@@ -163,7 +170,7 @@ def _gate(quality: Quality, settings: FaceSettings) -> Rejected | None:
 def find_faces(image: Image, settings: FaceSettings) -> list[tuple[tuple[int, int, int, int], Image, float]]:
     """Face boxes at the working scale, with that picture and its scale (cheap: no encoding)."""
     work, scale = _working_scale(image, settings.max_side)
-    boxes = face_recognition.face_locations(work, number_of_times_to_upsample=settings.upsample, model="hog")
+    boxes = _library().face_locations(work, number_of_times_to_upsample=settings.upsample, model="hog")
     return [(box, work, scale) for box in boxes]
 
 
@@ -182,11 +189,11 @@ def one_face(image: Image, settings: FaceSettings, *, largest: bool = False) -> 
         return Rejected("several_faces", f"{len(usable)} faces")
     found = usable
     box, work, scale = max(found, key=lambda f: f[0][2] - f[0][0])
-    marks = face_recognition.face_landmarks(work, [box], model="large")[0]
+    marks = _library().face_landmarks(work, [box], model="large")[0]
     quality = _measure(work, box, marks)
     rejected = _gate(quality, settings)
     if rejected is not None:
         return rejected
-    encoding = face_recognition.face_encodings(work, [box], num_jitters=1, model="small")[0]
+    encoding = _library().face_encodings(work, [box], num_jitters=1, model="small")[0]
     original = tuple(round(v / scale) for v in box)
     return Face(original, encoding, quality, marks)  # type: ignore[arg-type]

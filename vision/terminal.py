@@ -19,16 +19,24 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.gallery_sync import GallerySync
 from broker.protocol import PunchBody
 from vision.faces import Face, FaceSettings, Image, Rejected, from_bgr, one_face
 from vision.gallery import TerminalGallery, verify_pin
+from vision.gallery_seal import TerminalKeys
 from vision.identify import Decision, FrameVote, Gallery, identify
+
+if TYPE_CHECKING:
+    from agent.runtime import AgentRuntime
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +164,10 @@ class FaceTerminal:
         person = self._gallery.by_id(body.person_id) if self._gallery else None
         self._say("punched", (person.name if person and person.name else body.person_id))
 
+    def camera_lost(self) -> None:
+        """The camera stopped delivering: say so (the PIN path still works)."""
+        self._say("camera_lost")
+
     # ---------------------------------------------------------------- PIN
 
     def punch_with_pin(self, staff_no: str, pin: str, at: datetime) -> bool:
@@ -231,3 +243,44 @@ def run(terminal: FaceTerminal, camera: Camera, stop: threading.Event, clock: Ca
         terminal.on_frame(frame, clock())
         if not camera.is_file:
             stop.wait(max(0.0, camera.period - (time.monotonic() - started)))
+
+
+class FaceTerminalOptions(BaseModel):
+    """The ``face_terminal`` source's keys in an agent file (``[[sources]] kind = "face_terminal"``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    camera: str = Field(min_length=1, description="USB camera index, rtsp:// URL or a video file")
+    server_url: str = Field(pattern=r"^https?://", description="the HallWatch server, for the gallery download")
+    gallery_dir: Path
+    fps: float = Field(default=5.0, gt=0, le=30)
+    debounce_s: float = Field(default=60.0, ge=0, le=3600)
+    vote_need: int = Field(default=3, ge=1, le=10)
+    vote_frames: int = Field(default=5, ge=1, le=20)
+    upsample: int = Field(default=1, ge=0, le=2)
+
+
+def face_terminal_source(**options: object) -> Callable[[AgentRuntime, threading.Event], None]:
+    """Entry point ``hallwatch.sources: face_terminal``: camera → decisions → punches, gallery kept in sync.
+
+    Keys come from HALLWATCH_GALLERY_KEY_FILE and HALLWATCH_GALLERY_VERIFY_KEY_FILE
+    (bad options or keys fail at start, naming the key or file).
+    """
+    settings = FaceTerminalOptions.model_validate(options)
+    keys = TerminalKeys.from_env()
+
+    def source(runtime: AgentRuntime, stop: threading.Event) -> None:
+        terminal = FaceTerminal(
+            TerminalSettings(debounce_s=settings.debounce_s, vote_need=settings.vote_need, vote_frames=settings.vote_frames),
+            FaceSettings(upsample=settings.upsample),
+            lambda body, at: runtime.emit(body, at),
+        )
+        sync = GallerySync(runtime, settings.gallery_dir, settings.server_url, keys, lambda version, payload: terminal.set_gallery(TerminalGallery.from_bytes(payload)))
+        sync.start()
+        camera = Camera(settings.camera, fps=settings.fps, on_lost=terminal.camera_lost)
+        try:
+            run(terminal, camera, stop, runtime.clock)
+        finally:
+            sync.stop()
+
+    return source
