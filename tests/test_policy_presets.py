@@ -310,13 +310,17 @@ def _shown(value: object) -> str:
     if isinstance(value, time):
         return value.strftime("%H:%M")
     if isinstance(value, list):
-        return ", ".join(
-            f"{item['name']} {_shown(item['at'])}"
-            if "at" in item
-            else f"{item['name']} {_shown(item['start'])}–{_shown(item['end'])}"
-            for item in value
-        )
+        return ", ".join(_shown_item(item) for item in value) or "none"
     return str(value)
+
+
+def _shown_item(item: dict) -> str:
+    if "at" in item:
+        return f"{item['name']} {_shown(item['at'])}"
+    if "at_least" in item:  # attendance.monthly_escalations
+        extra = f" (+{item['absent_halfdays']} 半天旷工)" if item["absent_halfdays"] else ""
+        return f"≥{item['at_least']}: {item['name']}{extra}"
+    return f"{item['name']} {_shown(item['start'])}–{_shown(item['end'])}"
 
 
 @pytest.mark.parametrize("preset", PRESETS)

@@ -1,4 +1,4 @@
-"""A hall's rules as data: schedule, thresholds, deadlines, patrols.
+"""A hall's rules as data: schedule, thresholds, deadlines, patrols, attendance.
 
 Presets in ``config/policies/`` carry the values of the regulations in
 ``shared/seeds`` with a citation for each; a hall names a preset and
@@ -8,7 +8,7 @@ overrides any value in its own file.  Everything is validated at start.
 from __future__ import annotations
 
 from datetime import time
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -97,6 +97,65 @@ class Patrols(_Strict):
     """Minimum CCTV (monitoring) patrol time per week, in half days."""
 
 
+class MonthlyEscalation(_Strict):
+    """A consequence of too many late arrivals and early leaves (迟到早退) in one month."""
+
+    at_least: int = Field(ge=1, le=100)
+    """Reached when the month's late arrivals plus early leaves are at least this many."""
+    name: str = Field(min_length=1, max_length=60)
+    """The consequence as the regulation words it, e.g. ``批评教育``; shown in the summary and the sheet."""
+    absent_halfdays: int = Field(default=0, ge=0, le=10)
+    """Half-days of absence (旷工) the consequence adds to the month, e.g. 1 for 「计旷工半天」."""
+
+
+class Attendance(_Strict):
+    """How punches (打卡) become attendance (考勤): windows, margins, escalations, make-up punches.
+
+    Each session of ``schedule.sessions`` is a half-day, the unit of
+    attendance.  Punch windows are inclusive; ``None`` means no limit other
+    than the half-day itself (a clock-in is never accepted after its half-day
+    has ended, a clock-out never before it has begun).
+    """
+
+    punches: Literal["per_half_day", "per_day"]
+    """``per_half_day``: every half-day needs its own clock-in and clock-out (4 a day);
+    ``per_day``: one clock-in at the start and one clock-out at the end of the worked day (2 a day)."""
+    clock_in_before_s: int | None = Field(default=None, ge=0, le=6 * 3600)
+    """A clock-in is accepted from this long before the start (None: any time earlier that day)."""
+    clock_in_after_s: int | None = Field(default=None, ge=0, le=8 * 3600)
+    """…until this long after the start; a later one is not accepted (None: until the half-day ends)."""
+    clock_out_before_s: int | None = Field(default=None, ge=0, le=8 * 3600)
+    """A clock-out is accepted from this long before the end (None: from the half-day's start)…"""
+    clock_out_after_s: int | None = Field(default=None, ge=0, le=6 * 3600)
+    """…until this long after the end (None: any time later that day)."""
+    late_grace_s: int = Field(ge=0, le=3600)
+    """A clock-in at most this long after the start is on time; later is late (迟到)."""
+    early_grace_s: int = Field(ge=0, le=3600)
+    """A clock-out at most this long before the end is on time; earlier is early leave (早退)."""
+    late_absent_s: int | None = Field(default=None, ge=60, le=8 * 3600)
+    """Late by at least this long: the half-day is absent (旷工半天), not late (None: never)."""
+    missing_punch_absent: bool
+    """Does a half-day with a punch missing (缺卡, not made up) count as absent (缺勤/旷工半天)?"""
+    monthly_escalations: list[MonthlyEscalation]
+    """Consequences by the month's count of late arrivals plus early leaves, lowest first."""
+    makeup_file_working_days: int = Field(ge=0, le=30)
+    """A make-up punch (补卡) must be filed within this many working days after the missed day."""
+    makeup_monthly_limit: int = Field(ge=0, le=31)
+    """At most this many make-up punches (pending or approved) per person and month."""
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Attendance:
+        if self.late_absent_s is not None and self.late_absent_s <= self.late_grace_s:
+            raise ValueError(
+                f"late_absent_s ({self.late_absent_s}) must be more than late_grace_s ({self.late_grace_s}): "
+                "a clerk must be late before being absent for lateness"
+            )
+        counts = [e.at_least for e in self.monthly_escalations]
+        if counts != sorted(set(counts)):
+            raise ValueError(f"monthly_escalations must be listed by at_least, lowest first, each count once: {counts}")
+        return self
+
+
 class Policy(_Strict):
     """A complete, validated policy.  ``sources`` cites where each value comes from."""
 
@@ -106,6 +165,7 @@ class Policy(_Strict):
     escalation: Escalation
     deadlines: Deadlines
     patrols: Patrols
+    attendance: Attendance
     sources: dict[str, str] = Field(default_factory=dict)
     """Dotted key (e.g. ``thresholds.pause_max_s``) → citation of the regulation text."""
 
