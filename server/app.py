@@ -25,6 +25,8 @@ from server.leave_register import LeaveEntry, LeaveRegister, RegisterError, pars
 from server.ingest import Ingestor
 from server.serialize import device_json, event_json, window_json
 from server.calendar_files import load_calendar
+from server.attendance_api import attendance_router
+from server.attendance_service import AttendanceService
 from server.face_service import face_service
 from server.faces_api import admin_token, faces_router
 from server.gallery_publish import GalleryPublisher, face_terminals, gallery_router
@@ -261,6 +263,7 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
             hub.clients.discard(queue)
 
     app.include_router(patrol_router(patrols))
+    app.include_router(attendance_router(AttendanceService(engine, hall, policy, calendar, clock)))
     app.include_router(gallery_router(publisher, settings.passwd_file))
     app.include_router(
         faces_router(

@@ -30,6 +30,8 @@ app.add_typer(leave_app, name="leave")
 faces_keys_app = typer.Typer(help="Key files for face templates and gallery sync.", no_args_is_help=True)
 faces_app.add_typer(faces_keys_app, name="keys")
 app.add_typer(faces_app, name="faces")
+attendance_app = typer.Typer(help="考勤 Attendance: the monthly sheet.", no_args_is_help=True)
+app.add_typer(attendance_app, name="attendance")
 console = Console(stderr=True)
 
 HallFile = Annotated[Path, typer.Option("--hall", help="Hall file (windows and devices).")]
@@ -338,6 +340,42 @@ def device_add(
     secret.write_text(password + "\n", encoding="utf-8")
     console.print(f"device {device_id} registered; password in {secret} (copy it to the device, then delete it here)")
     console.print(f"reload the broker to apply: [bold]pkill -HUP mosquitto[/]")
+
+
+@attendance_app.command("sheet")
+def attendance_sheet(
+    month: Annotated[str, typer.Argument(help="The month, YYYY-MM.")],
+    output: Annotated[Path, typer.Option("--out", help="Where to write the .xlsx.")],
+    hall: HallFile = DEFAULT_HALL,
+    db: Annotated[str, typer.Option(envvar="HALLWATCH_DATABASE_URL")] = DEFAULT_DB,
+) -> None:
+    """Write the monthly attendance sheet (月度考勤表) from the stored punches, leave and make-up punches."""
+    from server.attendance_service import AttendanceService
+    from server.calendar_files import load_calendar
+    from server.db import make_engine, migrate
+    from server.policy_files import load_policy
+    from server.rules.calendar import CalendarGapError
+
+    try:
+        year, number = (int(part) for part in month.split("-"))
+        if not 1 <= number <= 12:
+            raise ValueError
+    except ValueError:
+        _fail(f"month: {month!r} is not YYYY-MM")
+    hall_config = _load_hall(hall)
+    try:
+        policy = load_policy(hall_config.policy.preset, hall_config.policy.overrides, source=hall)
+        calendar = load_calendar(hall_config.calendars)
+    except ConfigError as exc:
+        _fail(str(exc))
+    engine = make_engine(db)
+    migrate(engine)
+    try:
+        data = AttendanceService(engine, hall_config, policy, calendar, lambda: datetime.now(HALL_TZ)).sheet(year, number)
+    except CalendarGapError as exc:
+        _fail(str(exc))
+    output.write_bytes(data)
+    console.print(f"wrote {output} ({len(data):,} bytes)")
 
 
 @leave_app.command("import")

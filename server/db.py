@@ -7,7 +7,7 @@ upgraded in place.  Times are stored in UTC and come back timezone-aware.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from alembic.config import Config
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -158,6 +159,22 @@ class GalleryVersionRow(Base):
     people: Mapped[int] = mapped_column(Integer)
     templates: Mapped[int] = mapped_column(Integer)
     calibration: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class MakeUpRow(Base):
+    """A make-up punch request (补卡) and its decision (rules: server/rules/attendance.py)."""
+
+    __tablename__ = "makeup_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(String(64), index=True)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    filed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deadline: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(10))
+    decided_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    note: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class RejectionRow(Base):

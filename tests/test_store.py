@@ -564,7 +564,7 @@ def test_migrate_twice_is_harmless(dev, engine, store):
     migrate(engine)
     migrate(engine)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0005"]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0006"]
         assert conn.execute(select(func.count()).select_from(EventRow)).scalar() == 1
     assert set(inspect(engine).get_table_names()) >= {"devices", "windows", "events", "rejections", "alembic_version"}
     assert state(engine, "w01") == "staffed"

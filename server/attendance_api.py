@@ -1,0 +1,81 @@
+"""Attendance over HTTP: a month's results, the monthly sheet (xlsx), make-up punch requests."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response
+from pydantic import AwareDatetime, BaseModel, Field
+
+from server.attendance_service import AttendanceService, makeup_json, month_json
+from server.rules.attendance import MakeUpRefused, MakeUpTransitionError
+from server.rules.calendar import CalendarGapError
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+class MakeUpFiling(BaseModel):
+    person_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    claimed_at: AwareDatetime
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class Decision(BaseModel):
+    by: str = Field(min_length=1, max_length=64)
+    note: str = Field(default="", max_length=200)
+
+
+def attendance_router(service: AttendanceService) -> APIRouter:
+    router = APIRouter(prefix="/api/attendance", tags=["attendance"])
+    Year = Path(ge=2000, le=2099)
+    Month = Path(ge=1, le=12)
+
+    def month_of(year: int, month: int) -> list[Any]:
+        try:
+            return service.month(year, month)
+        except CalendarGapError as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @router.get("/{year}/{month}")
+    def get_month(year: int = Year, month: int = Month) -> list[dict[str, Any]]:
+        """Everyone's half-days and monthly summary (with escalations and their sources)."""
+        return [month_json(name, window, result) for name, window, result in month_of(year, month)]
+
+    @router.get("/{year}/{month}/sheet.xlsx", response_class=Response)
+    def get_sheet(year: int = Year, month: int = Month) -> Response:
+        """The monthly attendance sheet (月度考勤表), laid out as a hall office keeps it."""
+        month_of(year, month)  # a calendar gap answers 409 before building the workbook
+        data = service.sheet(year, month)
+        return Response(data, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="attendance-{year}-{month:02d}.xlsx"'})
+
+    @router.get("/makeups")
+    def list_makeups(state: Literal["requested", "approved", "rejected"] | None = None, since: date | None = None) -> list[dict[str, Any]]:
+        return [makeup_json(r) for r in service.requests(state, since)]
+
+    @router.post("/makeups", status_code=201)
+    def file(filing: MakeUpFiling) -> dict[str, Any]:
+        """File a make-up punch (补卡); refused with the rule and its source when the policy says no."""
+        try:
+            return makeup_json(service.file(filing.person_id, filing.claimed_at, filing.reason))
+        except MakeUpRefused as exc:
+            raise HTTPException(422, {"reason": str(exc), "rule": exc.rule, "source": exc.source}) from None
+
+    def decide(request_id: int, decision: Decision, approve: bool) -> dict[str, Any]:
+        try:
+            row = service.decide(request_id, approve, decision.by, decision.note)
+        except MakeUpTransitionError as exc:
+            raise HTTPException(409, str(exc)) from None
+        if row is None:
+            raise HTTPException(404, f"no make-up request {request_id}")
+        return makeup_json(row)
+
+    @router.post("/makeups/{request_id}/approve")
+    def approve(request_id: int, decision: Decision) -> dict[str, Any]:
+        return decide(request_id, decision, True)
+
+    @router.post("/makeups/{request_id}/reject")
+    def reject(request_id: int, decision: Decision) -> dict[str, Any]:
+        return decide(request_id, decision, False)
+
+    return router
