@@ -99,6 +99,7 @@ class PunchBody(_Model):
     distance: float | None = Field(default=None, ge=0)
     margin: float | None = Field(default=None, ge=0)
     liveness: float | None = Field(default=None, ge=0, le=1)
+    challenge: Literal["turn_left", "turn_right", "blink"] | None = None
     quality: float | None = Field(default=None, ge=0, le=1)
 
 

@@ -122,6 +122,7 @@ camera = "{_recording(tmp_path / 'entrance.avi', faces_dir)}"
 server_url = "{api}"
 gallery_dir = "{tmp_path / 'terminal-gallery'}"
 fps = 5
+liveness_active = false  # a recording cannot turn its head; the passive check stays on
 """
             )
             agent = Proc("agent", ["agent", str(config)], tmp_path).start()
@@ -131,6 +132,7 @@ fps = 5
             assert [(p["body"]["person_id"], p["body"]["method"]) for p in punches] == [(CLERK, "face")], "the stranger never punched"
             punch = punches[0]["body"]
             assert punch["distance"] < 0.6 and punch["margin"] >= 0.1 and 0 < punch["quality"] <= 1
+            assert punch["liveness"] >= 0.5 and punch["challenge"] is None
 
             # Deleting the clerk reaches the terminal: a new gallery version, acknowledged.
             deleted = httpx.delete(f"{api}/api/faces/people/{CLERK}", headers=admin, timeout=60).json()

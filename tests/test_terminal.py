@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from vision.calibration import calibrate
 from vision.faces import FaceSettings, Face, load_image, one_face
 from vision.gallery import Person, TerminalGallery, hash_pin
 from vision.identify import Gallery
+from vision.liveness import Challenge, LivenessSettings
 from vision.terminal import Camera, FaceTerminal, Feedback, TerminalSettings, run
 
 SETTINGS = FaceSettings()
@@ -52,6 +54,21 @@ def _frame(path: Path) -> np.ndarray:
     return frame
 
 
+def _portrait(path: Path) -> np.ndarray:
+    """The person as a terminal camera frames them: head and shoulders, the face ~180 px."""
+    image = load_image(path)
+    face = one_face(image, SETTINGS, largest=True)
+    assert isinstance(face, Face), path
+    top, right, bottom, left = face.box
+    side = int(2.2 * (bottom - top))
+    cy, cx = (top + bottom) // 2, (left + right) // 2
+    padded = cv2.copyMakeBorder(image, side, side, side, side, cv2.BORDER_CONSTANT, value=(110, 110, 110))
+    crop = padded[cy + side - side // 2 : cy + side + side // 2, cx + side - side // 2 : cx + side + side // 2]
+    frame = np.full((480, 640, 3), 110, np.uint8)
+    frame[40:440, 120:520] = cv2.cvtColor(cv2.resize(crop, (400, 400)), cv2.COLOR_RGB2BGR)
+    return frame
+
+
 class Recorder:
     """Collects what the terminal emits and says (the terminal's two outputs)."""
 
@@ -84,7 +101,8 @@ def test_a_clerk_standing_there_punches_once_with_the_evidence(gallery: Terminal
     assert (punch.person_id, punch.method) == ("nuaa_0003", "face")
     assert punch.distance is not None and punch.distance <= gallery.thresholds.threshold
     assert punch.margin is not None and punch.margin >= gallery.thresholds.margin
-    assert punch.quality is not None and 0 < punch.quality <= 1 and punch.liveness == 1.0
+    assert punch.quality is not None and 0 < punch.quality <= 1
+    assert punch.liveness is None and punch.challenge is None, "liveness off in this terminal"
     assert at == T0 + timedelta(seconds=2 / 5), "decided on the third agreeing frame"
     assert recorder.said[0] == "punched" and "again" in recorder.said
     # After the debounce period the same person punches again (clocking out).
@@ -115,11 +133,51 @@ def test_without_a_gallery_nothing_is_guessed(faces_dir: Path) -> None:
 
 def test_a_failed_liveness_check_stops_the_punch(gallery: TerminalGallery, faces_dir: Path) -> None:
     recorder = Recorder()
-    terminal = FaceTerminal(TerminalSettings(), SETTINGS, recorder.emit, liveness=lambda image, face: 0.2, feedback=recorder.feedback)
+    strict = LivenessSettings(passive_threshold=0.999, active=False)
+    terminal = FaceTerminal(TerminalSettings(), SETTINGS, recorder.emit, liveness=strict, feedback=recorder.feedback)
     terminal.set_gallery(gallery)
     for i in range(6):
         terminal.on_frame(_frame(faces_dir / PROBE), T0 + timedelta(seconds=i))
     assert recorder.punches == [] and set(recorder.said) == {"spoof"}
+
+
+TURN_RIGHT = ["jack_dorsey_17.jpg", "jack_dorsey_61.jpg", "jack_dorsey_59.jpg", "jack_dorsey_62.jpg"]  # frontal → right → front
+
+
+def test_a_clerk_who_turns_their_head_when_asked_punches_with_the_challenge(gallery: TerminalGallery, faces_dir: Path) -> None:
+    recorder = Recorder()
+    liveness = LivenessSettings(challenges=(Challenge.TURN_RIGHT,))
+    terminal = FaceTerminal(TerminalSettings(), SETTINGS, recorder.emit, liveness=liveness, feedback=recorder.feedback)
+    terminal.set_gallery(gallery)
+    frames = [_portrait(faces_dir / "known/jack_dorsey" / name) for name in TURN_RIGHT]
+    t = T0
+    for frame in [frames[0]] * 3 + [frames[1], frames[2], frames[3], frames[3]]:
+        terminal.on_frame(frame, t)
+        t += timedelta(seconds=0.4)
+    assert recorder.said[0] == "challenge", recorder.said
+    [(punch, _)] = recorder.punches
+    assert punch.person_id == "jack_dorsey" and punch.challenge == "turn_right"
+    assert punch.liveness is not None and punch.liveness >= liveness.passive_threshold
+
+
+def test_a_printed_photo_moved_in_front_of_the_camera_never_punches(gallery: TerminalGallery, faces_dir: Path) -> None:
+    """A print of an enrolled volunteer, waved, tilted and turned: identified maybe, never punched."""
+    recorder = Recorder()
+    terminal = FaceTerminal(TerminalSettings(), SETTINGS, recorder.emit, liveness=LivenessSettings(), feedback=recorder.feedback, rng=random.Random(3))
+    terminal.set_gallery(gallery)
+    base = _frame(faces_dir / "spoof/nuaa_0003/0003_01_02_03_74.jpg")
+    h, w = base.shape[:2]
+    t = T0
+    for step in range(40):
+        shift = 25 * np.sin(step / 3)
+        squeeze = 40 * np.sin(step / 5)  # the paper turned about its vertical axis
+        corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        moved = np.float32([[shift, squeeze], [w + shift, -squeeze], [w + shift, h + squeeze], [shift, h - squeeze]])
+        frame = cv2.warpPerspective(base, cv2.getPerspectiveTransform(corners, moved), (w, h), borderValue=(110, 110, 110))
+        terminal.on_frame(frame, t)
+        t += timedelta(seconds=0.25)
+    assert recorder.punches == []
+    assert "spoof" in recorder.said or set(recorder.said) <= {"unknown", "retry", "challenge"}
 
 
 def test_staff_number_and_pin_punch_and_repeated_failures_lock(gallery: TerminalGallery) -> None:

@@ -14,10 +14,11 @@ keeps punching and the punches arrive later, marked historical.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -34,17 +35,19 @@ from vision.faces import Face, FaceSettings, Image, Rejected, from_bgr, one_face
 from vision.gallery import TerminalGallery, verify_pin
 from vision.gallery_seal import TerminalKeys
 from vision.identify import Decision, FrameVote, Gallery, identify
+from vision.liveness import PROMPTS_ZH, REASONS_ZH, ActiveCheck, ActiveOutcome, LivenessSettings, choose_challenge, decide, passive_check
 
 if TYPE_CHECKING:
     from agent.runtime import AgentRuntime
 
 log = logging.getLogger(__name__)
 
-Feedback = Literal["punched", "again", "retry", "unknown", "spoof", "use_pin", "no_gallery", "camera_lost", "pin_failed", "pin_locked"]
+Feedback = Literal["punched", "again", "retry", "unknown", "challenge", "spoof", "use_pin", "no_gallery", "camera_lost", "pin_failed", "pin_locked"]
 MESSAGES_ZH: dict[Feedback, str] = {
     "punched": "打卡成功",
     "again": "已打卡，无需重复",
     "retry": "未能确认，请正对摄像头重试",
+    "challenge": "活体检测",
     "unknown": "未识别，请重试或使用工号和密码打卡",
     "spoof": "活体检测未通过",
     "use_pin": "请输入工号确认身份",
@@ -53,8 +56,6 @@ MESSAGES_ZH: dict[Feedback, str] = {
     "pin_failed": "工号或密码错误",
     "pin_locked": "密码错误次数过多，请稍后再试",
 }
-LivenessCheck = Callable[[Image, Face], float]
-"""A passive liveness score in [0, 1] for one frame's face (higher is more alive)."""
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,31 @@ class TerminalSettings:
     debounce_s: float = 60.0
     vote_need: int = 3
     vote_frames: int = 5
-    min_liveness: float = 0.5
     pin_max_failures: int = 5
     pin_lock_s: float = 300.0
 
 
+@dataclass
+class _Attempt:
+    """One person's try: the frames' passive scores and qualities, then the challenge."""
+
+    passive: list[float] = field(default_factory=list)
+    quality: list[float] = field(default_factory=list)
+    identified: Decision | None = None
+    challenge: ActiveCheck | None = None
+
+
 class FaceTerminal:
-    """Decides punches from frames (thread-safe: frames and PIN entry may come from two threads)."""
+    """Decides punches from frames (thread-safe: frames and PIN entry may come from two threads).
+
+    An attempt: frames vote on who it is (each frame also scored by the
+    passive liveness check); once they agree, the active challenge (turn
+    the head left or right, drawn at random) runs over the next frames;
+    when it passes, the face must still be the same person, and both
+    liveness checks must pass (:func:`vision.liveness.decide`) — then the
+    punch.  ``liveness=None`` switches both checks off (a terminal that
+    only has the staff-number path, or tests of identification alone).
+    """
 
     def __init__(
         self,
@@ -76,19 +95,21 @@ class FaceTerminal:
         face_settings: FaceSettings,
         emit: Callable[[PunchBody, datetime], object],
         *,
-        liveness: LivenessCheck | None = None,
+        liveness: LivenessSettings | None = None,
         feedback: Callable[[Feedback, str], None] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.face_settings = face_settings
         self._emit = emit
         self._liveness = liveness
         self._feedback = feedback or (lambda kind, text: log.info("%s: %s", kind, text))
+        self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._gallery: TerminalGallery | None = None
         self._matcher: Gallery | None = None
         self._vote = FrameVote(settings.vote_need, settings.vote_frames)
-        self._scores: list[tuple[float, float]] = []  # (liveness, quality) of the voting frames
+        self._attempt = _Attempt()
         self._last_punch: dict[str, datetime] = {}
         self._pin_failures: dict[str, list[datetime]] = {}
 
@@ -101,9 +122,13 @@ class FaceTerminal:
         matcher = gallery.matcher()
         with self._lock:
             self._gallery, self._matcher = gallery, matcher
-            self._vote = FrameVote(self.settings.vote_need, self.settings.vote_frames)
+            self._restart()
             known = {p.person_id for p in gallery.people}
             self._last_punch = {p: t for p, t in self._last_punch.items() if p in known}
+
+    def _restart(self) -> None:
+        self._vote = FrameVote(self.settings.vote_need, self.settings.vote_frames)
+        self._attempt = _Attempt()
 
     def _say(self, kind: Feedback, detail: str = "") -> None:
         self._feedback(kind, MESSAGES_ZH[kind] + (f"：{detail}" if detail else ""))
@@ -111,48 +136,86 @@ class FaceTerminal:
     # ------------------------------------------------------------- frames
 
     def on_frame(self, frame_bgr: NDArray[np.uint8], at: datetime) -> Decision | None:
-        """Look at one frame; returns the vote's decision when one is reached."""
+        """Look at one frame; returns the decision once an attempt is over (punched or not)."""
         with self._lock:
             if self._gallery is None or self._matcher is None:
                 self._say("no_gallery")
                 return None
-            found = one_face(from_bgr(frame_bgr), self.face_settings, largest=True)
+            image = from_bgr(frame_bgr)
+            found = one_face(image, self.face_settings, largest=True)
+            attempt = self._attempt
+            if attempt.challenge is not None:
+                return self._challenge_frame(found if isinstance(found, Face) else None, image, at)
             if isinstance(found, Rejected):
                 if found.code != "no_face":
                     self._say("retry", found.reason_zh)
                 return None
-            alive = self._liveness(from_bgr(frame_bgr), found) if self._liveness else 1.0
-            if alive < self.settings.min_liveness:
-                self._vote = FrameVote(self.settings.vote_need, self.settings.vote_frames)
-                self._scores = []
-                self._say("spoof")
-                return None
-            self._scores.append((alive, found.quality.score(self.face_settings)))
+            self._score(image, found)
             decision = self._vote.add(identify(found.encoding, self._matcher, self._gallery.thresholds))
             if decision is None:
                 return None
-            scores, self._scores = self._scores, []
-            self._conclude(decision, at, scores)
-            return decision
+            if not decision.accepted:
+                self._say({"unknown": "unknown", "verify": "use_pin"}.get(decision.outcome, "retry"))  # type: ignore[arg-type]
+                self._restart()
+                return decision
+            attempt.identified = decision
+            if self._liveness is not None and self._liveness.active:
+                challenge = choose_challenge(self._liveness, self._rng)
+                attempt.challenge = ActiveCheck.start(challenge, self._liveness, at.timestamp()).feed(found.landmarks, at.timestamp())
+                self._say("challenge", PROMPTS_ZH[challenge])
+                return None
+            return self._finish(at, None)
 
-    def _conclude(self, decision: Decision, at: datetime, scores: list[tuple[float, float]]) -> None:
-        if decision.outcome == "unknown":
-            self._say("unknown")
-        elif decision.outcome == "ambiguous":
+    def _score(self, image: Image, face: Face) -> None:
+        if self._liveness is not None and self._liveness.passive:
+            self._attempt.passive.append(passive_check(image, face.box, self._liveness).score)
+        self._attempt.quality.append(face.quality.score(self.face_settings))
+
+    def _challenge_frame(self, face: Face | None, image: Image, at: datetime) -> Decision | None:
+        attempt = self._attempt
+        assert attempt.challenge is not None and attempt.identified is not None
+        attempt.challenge = attempt.challenge.feed(face.landmarks if face else None, at.timestamp())
+        outcome = attempt.challenge.outcome
+        if outcome.status == "pending":
+            return None
+        if outcome.status == "failed" or face is None:
+            self._say("spoof", REASONS_ZH.get(outcome.reason, outcome.reason))
+            decision, self._attempt = attempt.identified, _Attempt()
+            self._vote = FrameVote(self.settings.vote_need, self.settings.vote_frames)
+            return decision
+        # Back to the front: it must still be the person identified (no swap during the turn).
+        assert self._matcher is not None and self._gallery is not None
+        again = identify(face.encoding, self._matcher, self._gallery.thresholds)
+        if not again.accepted or again.person_id != attempt.identified.person_id:
             self._say("retry")
-        elif decision.outcome == "verify":
-            self._say("use_pin")
+            self._restart()
+            return again
+        self._score(image, face)
+        return self._finish(at, outcome)
+
+    def _finish(self, at: datetime, active: ActiveOutcome | None) -> Decision:
+        attempt, decision = self._attempt, self._attempt.identified
+        assert decision is not None and decision.person_id is not None
+        self._restart()
+        if self._liveness is not None:
+            result = decide(self._liveness, attempt.passive, active)
+            if not result.passed:
+                self._say("spoof", result.reason_zh)
+                return decision
+            score = result.passive_score
         else:
-            assert decision.person_id is not None
-            body = PunchBody(
-                person_id=decision.person_id,
-                method="face",
-                distance=round(decision.distance, 4),
-                margin=round(min(decision.margin, 9.0), 4),
-                liveness=round(min(s[0] for s in scores), 3),
-                quality=round(min(s[1] for s in scores), 3),
-            )
-            self._punch(body, at)
+            score = None
+        body = PunchBody(
+            person_id=decision.person_id,
+            method="face",
+            distance=round(decision.distance, 4),
+            margin=round(min(decision.margin, 9.0), 4),
+            liveness=score,
+            challenge=active.challenge.value if active else None,  # type: ignore[arg-type]
+            quality=round(min(attempt.quality), 3) if attempt.quality else None,
+        )
+        self._punch(body, at)
+        return decision
 
     def _punch(self, body: PunchBody, at: datetime) -> None:
         last = self._last_punch.get(body.person_id)
@@ -258,6 +321,10 @@ class FaceTerminalOptions(BaseModel):
     vote_need: int = Field(default=3, ge=1, le=10)
     vote_frames: int = Field(default=5, ge=1, le=20)
     upsample: int = Field(default=1, ge=0, le=2)
+    liveness_passive: bool = True
+    liveness_active: bool = True
+    """The head-turn challenge; off only where people cannot be asked to move (it is the stronger check)."""
+    challenge_timeout_s: float = Field(default=8.0, gt=0, le=60)
 
 
 def face_terminal_source(**options: object) -> Callable[[AgentRuntime, threading.Event], None]:
@@ -274,6 +341,7 @@ def face_terminal_source(**options: object) -> Callable[[AgentRuntime, threading
             TerminalSettings(debounce_s=settings.debounce_s, vote_need=settings.vote_need, vote_frames=settings.vote_frames),
             FaceSettings(upsample=settings.upsample),
             lambda body, at: runtime.emit(body, at),
+            liveness=LivenessSettings(passive=settings.liveness_passive, active=settings.liveness_active, timeout_s=settings.challenge_timeout_s),
         )
         sync = GallerySync(runtime, settings.gallery_dir, settings.server_url, keys, lambda version, payload: terminal.set_gallery(TerminalGallery.from_bytes(payload)))
         sync.start()
