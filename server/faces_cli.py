@@ -182,3 +182,40 @@ def evaluate_folder(
         print(json.dumps({"hallwatch": result.calibrated.rates(), "face_recognition_0.6": result.raw.rates(), "targets_met": result.meets_targets()}, indent=1))
     else:
         print_evaluation(result, target_far)
+
+
+@faces_app.command("liveness")
+def liveness_report(
+    folder: Annotated[Path, typer.Argument(help="known/<person>/* (live) and spoof/<person>/* (printed-photo attacks)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """The passive check on live pictures and attacks: the shipped model's rates, and a refit's
+    leave-one-subject-out rates (how well it would do on people it was not fitted on)."""
+    from vision.liveness import SHIPPED_PASSIVE, calibrate_passive, load_samples
+
+    if not (folder / "spoof").is_dir():
+        raise _error(f"{folder}: no spoof/ folder of attack pictures (spoof/<person>/*.jpg)")
+    with _progress() as progress:
+        progress.add_task("特征 features", total=None)
+        samples = load_samples(folder)
+    attacked = {s.person for s in samples if not s.live}
+    live = [s for s in samples if s.live and s.person in attacked]
+    spoof = [s for s in samples if not s.live]
+    others = [s for s in samples if s.live and s.person not in attacked]
+    threshold = 0.5
+
+    def passed(items: list[object]) -> int:
+        return sum(SHIPPED_PASSIVE.score(s.features) >= threshold for s in items)  # type: ignore[attr-defined]
+
+    shipped = {"spoof_rejected": len(spoof) - passed(spoof), "spoof": len(spoof), "live_accepted": passed(live), "live": len(live), "other_live_accepted": passed(others), "other_live": len(others)}
+    refit = calibrate_passive(samples, threshold).to_dict() if attacked else {}
+    if as_json:
+        print(json.dumps({"shipped": shipped, "refit_cross_validated": refit}, indent=1, ensure_ascii=False))
+        return
+    table = Table(title="Passive liveness (printed-photo attacks vs live pictures of the same people)")
+    for column in ("model", "prints rejected", "live accepted", "other live pictures accepted"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    table.add_row("shipped (vision/liveness.py)", f"{shipped['spoof_rejected']}/{shipped['spoof']}", f"{shipped['live_accepted']}/{shipped['live']}", f"{shipped['other_live_accepted']}/{shipped['other_live']}")
+    if refit:
+        table.add_row("refit, leave-one-subject-out", f"{refit['cv_spoof_rejected_pct']} %", f"{refit['cv_live_accepted_pct']} %", f"{refit['other_live_accepted_pct']} %")
+    console.print(table)

@@ -78,3 +78,18 @@ def test_enrol_without_a_key_refuses_to_store_anything(tmp_path: Path, monkeypat
     monkeypatch.delenv("HALLWATCH_FACE_KEY_FILE", raising=False)
     result = runner.invoke(app, ["faces", "enrol", str(tmp_path), "--db", f"sqlite:///{tmp_path / 'x.db'}"])
     assert result.exit_code == 2 and "HALLWATCH_FACE_KEY_FILE is not set" in result.output
+
+
+def test_liveness_reports_prints_rejected_and_live_accepted(faces_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    folder = _subset(faces_dir, tmp_path)
+    (folder / "spoof").symlink_to(faces_dir / "spoof")
+    result = runner.invoke(app, ["faces", "liveness", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output[result.output.index("{") :])
+    shipped = figures["shipped"]
+    assert (shipped["spoof"], shipped["live"]) == (20, 40)
+    assert shipped["spoof_rejected"] >= 19 and shipped["live_accepted"] >= 36, shipped
+    assert figures["refit_cross_validated"]["cv_spoof_rejected_pct"] >= 85
+    missing = runner.invoke(app, ["faces", "liveness", str(tmp_path)])
+    assert missing.exit_code == 2 and "no spoof/ folder" in missing.output
