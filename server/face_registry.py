@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import stat
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from broker.key_files import KeyFileError, read_key_file
 from broker.protocol import Ident
 from broker.timeutil import Clock, shanghai_now
 from vision.calibration import Calibration, calibrate
@@ -47,17 +47,6 @@ class RegistryError(ValueError):
     """Bad input for the register (which item, and why)."""
 
 
-def read_key_file(path: Path) -> bytes:
-    """A secret from a file only its owner can read (anything else is refused, naming the file)."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        raise RegistryError(f"{path}: cannot read the key file ({exc.strerror})") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise RegistryError(f"{path}: key file is readable by others (mode {stat.filemode(mode)}); chmod 600 it")
-    return path.read_bytes().strip()
-
-
 def template_cipher(environ: dict[str, str] | None = None) -> Fernet:
     """The template key from ``HALLWATCH_FACE_KEY_FILE`` (create one with ``hallwatch faces keys init``)."""
     env = os.environ if environ is None else environ
@@ -69,7 +58,10 @@ def template_cipher(environ: dict[str, str] | None = None) -> Fernet:
 
 def cipher_from_file(path: Path) -> Fernet:
     """The template key in ``path`` (0600)."""
-    key = read_key_file(path)
+    try:
+        key = read_key_file(path).strip()
+    except KeyFileError as exc:
+        raise RegistryError(str(exc)) from None
     try:
         return Fernet(key)
     except ValueError:

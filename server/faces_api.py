@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from broker.config_file import ConfigError
 from server.db import GalleryVersionRow
-from server.face_registry import FaceRegistry, RegistryError, read_key_file
+from broker.key_files import KeyFileError, read_key_file
+from server.face_registry import FaceRegistry, RegistryError
 
 ADMIN_TOKEN_ENV = "HALLWATCH_ADMIN_TOKEN_FILE"
 MAX_PHOTO_BYTES = 10 * 2**20
@@ -31,8 +32,8 @@ MAX_PHOTOS = 20
 def admin_token(path: Path | None) -> bytes | None:
     """The token from its file (refused if others can read it), or None: administration off."""
     try:
-        return read_key_file(path) if path else None
-    except RegistryError as exc:
+        return read_key_file(path).strip() if path else None
+    except KeyFileError as exc:
         raise ConfigError(str(exc)) from None
 
 

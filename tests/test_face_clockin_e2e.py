@@ -14,11 +14,11 @@ import httpx
 import numpy as np
 import pytest
 from conftest import require_executable
+from frames import terminal_frame
 from mosquitto_proc import free_port, start_mosquitto
 from procs import ROOT, Proc, server_proc, wait_for, wait_http
 
 from broker.mosquitto import BrokerAuthFiles
-from vision.faces import load_image
 
 pytestmark = pytest.mark.mosquitto
 CLERK = "nuaa_0003"
@@ -26,22 +26,12 @@ PROBE = "0003_01_00_01_490.jpg"  # the terminal's view: never enrolled
 ENROLLED = ["nuaa_0001", "nuaa_0002", "nuaa_0003", "nuaa_0005", "obama", "katy_perry"]
 
 
-def _frame(path: Path) -> np.ndarray:
-    image = cv2.cvtColor(load_image(path), cv2.COLOR_RGB2BGR)
-    scale = 300 / max(image.shape[:2])
-    image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
-    frame = np.full((480, 640, 3), 110, np.uint8)
-    y, x = (480 - image.shape[0]) // 2, (640 - image.shape[1]) // 2
-    frame[y : y + image.shape[0], x : x + image.shape[1]] = image
-    return frame
-
-
 def _recording(path: Path, faces_dir: Path) -> Path:
     """10 fps: nobody, a stranger for 3 s, nobody, the clerk for 3 s, nobody."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
     empty = np.full((480, 640, 3), 110, np.uint8)
-    stranger = _frame(faces_dir / "strangers/elon_musk/elon_musk_18.jpg")
-    clerk = _frame(faces_dir / "known" / CLERK / PROBE)
+    stranger = terminal_frame(faces_dir / "strangers/elon_musk/elon_musk_18.jpg")
+    clerk = terminal_frame(faces_dir / "known" / CLERK / PROBE)
     for frame in [empty] * 10 + [stranger] * 30 + [empty] * 10 + [clerk] * 30 + [empty] * 10:
         writer.write(frame)
     writer.release()

@@ -131,7 +131,7 @@ def test_the_template_key_comes_from_a_private_file(tmp_path: Path) -> None:
     key = tmp_path / "face.key"
     key.write_bytes(Fernet.generate_key())
     key.chmod(0o644)
-    with pytest.raises(RegistryError, match=r"face.key: key file is readable by others .*chmod 600"):
+    with pytest.raises(RegistryError, match=r"face.key: key file is readable or writable by others .*chmod 600"):
         template_cipher({"HALLWATCH_FACE_KEY_FILE": str(key)})
     key.chmod(0o600)
     assert template_cipher({"HALLWATCH_FACE_KEY_FILE": str(key)})

@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from frames import terminal_frame
+
 from broker.protocol import PunchBody
 from broker.timeutil import HALL_TZ
 from vision.calibration import calibrate
@@ -41,17 +43,6 @@ def gallery(faces_dir: Path) -> TerminalGallery:
         for p, e in sorted(templates.items())
     )
     return TerminalGallery(7, cal.thresholds, people, cal.verify_only)
-
-
-def _frame(path: Path) -> np.ndarray:
-    """The photo placed in a 640×480 BGR frame, face about 250 px, as a terminal camera sees a person."""
-    image = cv2.cvtColor(load_image(path), cv2.COLOR_RGB2BGR)
-    scale = 300 / max(image.shape[:2])
-    image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
-    frame = np.full((480, 640, 3), 110, np.uint8)
-    y, x = (480 - image.shape[0]) // 2, (640 - image.shape[1]) // 2
-    frame[y : y + image.shape[0], x : x + image.shape[1]] = image
-    return frame
 
 
 def _portrait(path: Path) -> np.ndarray:
@@ -94,7 +85,7 @@ def _terminal(gallery: TerminalGallery | None, recorder: Recorder, **settings: f
 def test_a_clerk_standing_there_punches_once_with_the_evidence(gallery: TerminalGallery, faces_dir: Path) -> None:
     recorder = Recorder()
     terminal = _terminal(gallery, recorder, debounce_s=60)
-    frame = _frame(faces_dir / PROBE)
+    frame = terminal_frame(faces_dir / PROBE)
     for i in range(15):  # three seconds at 5 fps
         terminal.on_frame(frame, T0 + timedelta(seconds=i / 5))
     [(punch, at)] = recorder.punches
@@ -117,7 +108,7 @@ def test_a_stranger_never_produces_a_punch(gallery: TerminalGallery, faces_dir: 
     recorder = Recorder()
     terminal = _terminal(gallery, recorder)
     for path in sorted((faces_dir / "strangers" / stranger).iterdir()):
-        frame = _frame(path)
+        frame = terminal_frame(path)
         for i in range(5):
             terminal.on_frame(frame, T0 + timedelta(seconds=i))
     assert recorder.punches == []
@@ -127,7 +118,7 @@ def test_a_stranger_never_produces_a_punch(gallery: TerminalGallery, faces_dir: 
 def test_without_a_gallery_nothing_is_guessed(faces_dir: Path) -> None:
     recorder = Recorder()
     terminal = _terminal(None, recorder)
-    terminal.on_frame(_frame(faces_dir / PROBE), T0)
+    terminal.on_frame(terminal_frame(faces_dir / PROBE), T0)
     assert recorder.punches == [] and recorder.said == ["no_gallery"]
 
 
@@ -137,7 +128,7 @@ def test_a_failed_liveness_check_stops_the_punch(gallery: TerminalGallery, faces
     terminal = FaceTerminal(TerminalSettings(), SETTINGS, recorder.emit, liveness=strict, feedback=recorder.feedback)
     terminal.set_gallery(gallery)
     for i in range(6):
-        terminal.on_frame(_frame(faces_dir / PROBE), T0 + timedelta(seconds=i))
+        terminal.on_frame(terminal_frame(faces_dir / PROBE), T0 + timedelta(seconds=i))
     assert recorder.punches == [] and set(recorder.said) == {"spoof"}
 
 
@@ -165,7 +156,7 @@ def test_a_printed_photo_moved_in_front_of_the_camera_never_punches(gallery: Ter
     recorder = Recorder()
     terminal = FaceTerminal(TerminalSettings(), SETTINGS, recorder.emit, liveness=LivenessSettings(), feedback=recorder.feedback, rng=random.Random(3))
     terminal.set_gallery(gallery)
-    base = _frame(faces_dir / "spoof/nuaa_0003/0003_01_02_03_74.jpg")
+    base = terminal_frame(faces_dir / "spoof/nuaa_0003/0003_01_02_03_74.jpg")
     h, w = base.shape[:2]
     t = T0
     for step in range(40):
@@ -197,7 +188,7 @@ def test_a_recorded_camera_feed_punches_and_its_end_is_a_lost_camera(gallery: Te
     video = tmp_path / "entrance.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
     empty = np.full((480, 640, 3), 110, np.uint8)
-    for frame in [empty] * 10 + [_frame(faces_dir / PROBE)] * 20 + [empty] * 10:
+    for frame in [empty] * 10 + [terminal_frame(faces_dir / PROBE)] * 20 + [empty] * 10:
         writer.write(frame)
     writer.release()
     recorder = Recorder()

@@ -32,7 +32,6 @@ import base64
 import binascii
 import contextlib
 import os
-import stat
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +41,8 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from broker.key_files import KeyFileError, read_key_file
 
 MAGIC = b"HWGAL\x01"
 """Format tag and format version; a later layout changes the last byte."""
@@ -68,7 +69,7 @@ class GalleryRefused(ValueError):
         self.reason = reason
 
 
-class GalleryKeyError(ValueError):
+class GalleryKeyError(KeyFileError):
     """A key file that is missing, unsafe or malformed; the message names the file."""
 
 
@@ -136,23 +137,16 @@ def _cipher(gallery_key: bytes) -> AESGCM:
 # --------------------------------------------------------------------------
 
 
-def _read_key_file(path: Path, *, secret: bool) -> bytes:
-    """A key file's bytes; refuses a file others may read (secret) or write (any)."""
+def _read(path: Path, *, secret: bool) -> bytes:
     try:
-        mode = path.stat().st_mode
-        data = path.read_bytes()
-    except OSError as exc:
-        raise GalleryKeyError(f"{path}: cannot read the key file ({exc.strerror})") from None
-    others = (stat.S_IRWXG | stat.S_IRWXO) if secret else (stat.S_IWGRP | stat.S_IWOTH)
-    if mode & others:
-        what = "readable or writable by others" if secret else "writable by others"
-        raise GalleryKeyError(f"{path}: key file is {what} (mode {stat.filemode(mode)}); chmod 600 it")
-    return data
+        return read_key_file(path, secret=secret)
+    except KeyFileError as exc:
+        raise GalleryKeyError(str(exc)) from None
 
 
 def read_gallery_key(path: Path) -> bytes:
     """The shared AES-256 gallery key: 32 bytes, base64 on one line."""
-    data = _read_key_file(path, secret=True)
+    data = _read(path, secret=True)
     try:
         key = base64.b64decode(data.strip(), validate=True)
     except binascii.Error:
@@ -164,7 +158,7 @@ def read_gallery_key(path: Path) -> bytes:
 
 def read_signing_key(path: Path) -> Ed25519PrivateKey:
     """The server's Ed25519 private key (PEM, PKCS#8, unencrypted: the file mode protects it)."""
-    data = _read_key_file(path, secret=True)
+    data = _read(path, secret=True)
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
@@ -176,7 +170,7 @@ def read_signing_key(path: Path) -> Ed25519PrivateKey:
 
 def read_verify_key(path: Path) -> Ed25519PublicKey:
     """The terminals' copy of the server's Ed25519 public key (PEM)."""
-    data = _read_key_file(path, secret=False)
+    data = _read(path, secret=False)
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError):
