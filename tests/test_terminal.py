@@ -207,3 +207,18 @@ def test_a_recorded_camera_feed_punches_and_its_end_is_a_lost_camera(gallery: Te
     frames = missing.frames(stop)
     threading.Timer(0.2, stop.set).start()
     assert list(frames) == [] and missing.lost >= 2, "a camera that cannot be opened is retried with backoff"
+
+
+def test_a_look_alike_is_sent_to_staff_number_and_verified_one_to_one(gallery: TerminalGallery, faces_dir: Path) -> None:
+    flagged = TerminalGallery(gallery.version, gallery.thresholds, gallery.people, frozenset({"nuaa_0003", "nuaa_0002"}))
+    recorder = Recorder()
+    terminal = _terminal(flagged, recorder)
+    frame = terminal_frame(faces_dir / PROBE)
+    for i in range(3):
+        terminal.on_frame(frame, T0 + timedelta(seconds=i / 5))
+    assert recorder.punches == [] and recorder.said[-1] == "use_pin", "never identified from the face alone"
+    assert not terminal.punch_with_staff_no("0002", frame, T0 + timedelta(seconds=1)), "someone else's staff number"
+    assert recorder.said[-1] == "verify_failed"
+    assert terminal.punch_with_staff_no("0003", frame, T0 + timedelta(seconds=2))
+    [(punch, _)] = recorder.punches
+    assert (punch.person_id, punch.method) == ("nuaa_0003", "face") and punch.distance is not None and punch.margin is None

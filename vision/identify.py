@@ -117,11 +117,14 @@ def identify(encoding: Encoding, gallery: Gallery, limits: Thresholds) -> Decisi
 
 
 def verify(encoding: Encoding, gallery: Gallery, person_id: str, threshold: float) -> tuple[bool, float]:
-    """1:1 — compared only with the claimed person's own templates (staff number or card given)."""
+    """1:1 — the claimed person (staff number or card) must be within ``threshold`` *and* the
+    nearest enrolled person: the claim settles a tie between look-alikes, it cannot make the
+    terminal accept a face that is plainly someone else's."""
     if person_id not in gallery.people:
         return False, float("inf")
-    distance = float(np.min(np.linalg.norm(gallery.templates(person_id) - encoding, axis=1)))
-    return distance <= threshold, distance
+    per_person = gallery.person_distances(encoding)
+    distance = float(per_person[gallery.people.index(person_id)])
+    return distance <= threshold and distance <= float(per_person.min()), distance
 
 
 @dataclass

@@ -34,7 +34,7 @@ from broker.protocol import PunchBody
 from vision.faces import Face, FaceSettings, Image, Rejected, from_bgr, one_face
 from vision.gallery import TerminalGallery, verify_pin
 from vision.gallery_seal import TerminalKeys
-from vision.identify import Decision, FrameVote, Gallery, identify
+from vision.identify import Decision, FrameVote, Gallery, identify, verify
 from vision.liveness import PROMPTS_ZH, REASONS_ZH, ActiveCheck, ActiveOutcome, LivenessSettings, choose_challenge, decide, passive_check
 
 if TYPE_CHECKING:
@@ -42,7 +42,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Feedback = Literal["punched", "again", "retry", "unknown", "challenge", "spoof", "use_pin", "no_gallery", "camera_lost", "pin_failed", "pin_locked"]
+Feedback = Literal[
+    "punched", "again", "retry", "unknown", "challenge", "spoof", "use_pin", "no_gallery", "camera_lost", "pin_failed", "verify_failed", "pin_locked"
+]
 MESSAGES_ZH: dict[Feedback, str] = {
     "punched": "打卡成功",
     "again": "已打卡，无需重复",
@@ -54,6 +56,7 @@ MESSAGES_ZH: dict[Feedback, str] = {
     "no_gallery": "人脸库未就绪，请使用工号和密码打卡",
     "camera_lost": "摄像头故障，请使用工号和密码打卡",
     "pin_failed": "工号或密码错误",
+    "verify_failed": "人脸与工号不符，请重试",
     "pin_locked": "密码错误次数过多，请稍后再试",
 }
 
@@ -231,21 +234,60 @@ class FaceTerminal:
         """The camera stopped delivering: say so (the PIN path still works)."""
         self._say("camera_lost")
 
+    # ------------------------------------------------- staff number + face
+
+    def punch_with_staff_no(self, staff_no: str, frame_bgr: NDArray[np.uint8], at: datetime) -> bool:
+        """1:1 verification: the face compared only with the claimed person's own templates.
+
+        For look-alikes (whom identification sends here) and for anyone the
+        vote keeps asking to retry.  Failures count towards the same lock as
+        wrong PINs, so guessing staff numbers in front of the camera is slow.
+        """
+        with self._lock:
+            if self._locked(staff_no, at):
+                return False
+            person = self._gallery.by_staff_no(staff_no) if self._gallery else None
+            image = from_bgr(frame_bgr)
+            face = one_face(image, self.face_settings, largest=True)
+            if person is None or self._matcher is None or self._gallery is None or isinstance(face, Rejected):
+                self._fail(staff_no, at, "verify_failed")
+                return False
+            ok, distance = verify(face.encoding, self._matcher, person.person_id, self._gallery.thresholds.threshold)
+            score = passive_check(image, face.box, self._liveness).score if self._liveness is not None and self._liveness.passive else None
+            if self._liveness is not None and score is not None and score < self._liveness.passive_threshold:
+                self._say("spoof")
+                return False
+            if not ok:
+                self._fail(staff_no, at, "verify_failed")
+                return False
+            self._pin_failures.pop(staff_no, None)
+            body = PunchBody(person_id=person.person_id, method="face", distance=round(distance, 4), liveness=score, quality=face.quality.score(self.face_settings))
+            self._punch(body, at)
+            return True
+
+    def _locked(self, staff_no: str, at: datetime) -> bool:
+        window = timedelta(seconds=self.settings.pin_lock_s)
+        failures = [t for t in self._pin_failures.get(staff_no, []) if at - t < window]
+        self._pin_failures[staff_no] = failures
+        if len(failures) >= self.settings.pin_max_failures:
+            self._say("pin_locked")
+            return True
+        return False
+
+    def _fail(self, staff_no: str, at: datetime, kind: Feedback) -> None:
+        self._pin_failures.setdefault(staff_no, []).append(at)
+        self._say(kind)
+
     # ---------------------------------------------------------------- PIN
 
     def punch_with_pin(self, staff_no: str, pin: str, at: datetime) -> bool:
         """A punch by staff number and PIN (no face); failures are limited per staff number."""
         with self._lock:
-            window = timedelta(seconds=self.settings.pin_lock_s)
-            failures = [t for t in self._pin_failures.get(staff_no, []) if at - t < window]
-            self._pin_failures[staff_no] = failures
-            if len(failures) >= self.settings.pin_max_failures:
-                self._say("pin_locked")
+            if self._locked(staff_no, at):
                 return False
             person = self._gallery.by_staff_no(staff_no) if self._gallery else None
             if person is None or not person.pin_hash or not verify_pin(person.pin_hash, pin):
-                failures.append(at)
-                self._say("pin_failed")
+                self._fail(staff_no, at, "pin_failed")
                 return False
             self._pin_failures.pop(staff_no, None)
             self._punch(PunchBody(person_id=person.person_id, method="pin"), at)
