@@ -24,7 +24,6 @@ from server.rules.supervision import Alert
 from server.supervisor import Supervisor
 
 
-
 def _alert(alert: Alert) -> dict[str, Any]:
     return {
         "window": alert.window,
@@ -47,13 +46,14 @@ def replay_day(engine: Engine, hall: HallConfig, policy: Policy, calendar: WorkC
     alerts: list[dict[str, Any]] = []
     timelines: dict[str, list[dict[str, str]]] = {}
     with Session(engine) as session:
-        for window in hall.windows:
-            result = supervisor.evaluate(session, window.id, day, until)
+        for result in supervisor.evaluate_days(session, [window.id for window in hall.windows], day, until):
             alerts += [_alert(a) for a in result.alerts]
-            timelines[window.id] = [{"from": hall_iso(s.start), "to": hall_iso(s.end), "state": s.state} for s in result.timeline]  # type: ignore[misc]
-        raised = session.scalars(select(AlertRow).where(AlertRow.raised_at >= start, AlertRow.raised_at < until)).all()
+            timelines[result.window] = [{"from": hall_iso(s.start), "to": hall_iso(s.end), "state": s.state} for s in result.timeline]  # type: ignore[misc]
+        raised = session.execute(
+            select(AlertRow.window_id, AlertRow.type, AlertRow.raised_at).where(AlertRow.raised_at >= start, AlertRow.raised_at < until)
+        ).all()
     key = lambda a: (a["window"], a["type"], a["raised_at"])  # noqa: E731
-    was = {(r.window_id, r.type, hall_iso(r.raised_at)) for r in raised}
+    was = {(window_id, kind, hall_iso(raised_at)) for window_id, kind, raised_at in raised}
     now = {key(a) for a in alerts}
     alerts.sort(key=key)
     return {

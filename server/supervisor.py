@@ -14,10 +14,11 @@ they turn a replayed (historical) fact into a live one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, bindparam, func, select, union_all
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -35,9 +36,10 @@ SEAT_TYPES = ("seat", "seat_heartbeat")
 WINDOW_EVENT_TYPES = ("seat", "seat_heartbeat", "pause", "clerk_login")
 
 
-def observation_from(event_type: str, body: dict[str, Any], event_time: datetime, historical: bool, order: tuple[str, int, int]) -> Observation:
+def observation_from(event_type: str, body: Mapping[str, Any], event_time: datetime, historical: bool, order: tuple[str, int, int]) -> Observation:
     """One stored or live event as the core's observation (time normalised to
-    UTC once here, so the core's many comparisons stay cheap)."""
+    UTC once here, so the core's many comparisons stay cheap).  ``body``: the
+    event's body, or the fields of it a stored row was selected with."""
     event_time = event_time.astimezone(timezone.utc)
     if event_type in SEAT_TYPES:
         occupied = body["state"] == "occupied"
@@ -47,8 +49,105 @@ def observation_from(event_type: str, body: dict[str, Any], event_time: datetime
     return Observation(event_time, "login", body.get("clerk_id") is not None, body.get("clerk_id"), historical, order)
 
 
-def camera_observation(row: DeviceHealthRow) -> Observation:
+class HealthFacts(Protocol):
+    """What a camera observation needs of a ``device_health`` row (an ORM row or selected columns)."""
+
+    id: int
+    device_id: str
+    time: datetime
+    status: str
+
+
+def camera_observation(row: HealthFacts) -> Observation:
     return Observation(row.time, "camera", row.status == "online", row.status, False, (row.device_id, 0, row.id))
+
+
+_CHUNK = 500
+"""Windows per bulk query: a few hundred ids stay under every backend's limit
+on bound parameters (999 in older SQLite) and bound what one chunk holds."""
+
+_EVENT_COLUMNS = (
+    EventRow.window_id,
+    EventRow.type,
+    EventRow.event_time,
+    EventRow.historical,
+    EventRow.device_id,
+    EventRow.boot,
+    EventRow.seq,
+    EventRow.body["state"].as_string().label("state"),
+    EventRow.body["occupant"].as_string().label("occupant"),
+    EventRow.body["snapshot_id"].as_string().label("snapshot_id"),
+    EventRow.body["paused"].as_boolean().label("paused"),
+    EventRow.body["reason"].as_string().label("reason"),
+    EventRow.body["clerk_id"].as_string().label("clerk_id"),
+)
+"""A stored event as ``observation_from`` reads it: the body's fields are
+taken out by the database (~1 µs a row in SQLite), not decoded from JSON into
+a dict per row in Python (a fifth of a day's load)."""
+_WINDOW_EVENT = func.coalesce(EventRow.type, "").in_(WINDOW_EVENT_TYPES)
+"""The row is a supervision event.  Tested on an expression (``type`` is never
+NULL): SQLite tests ``IN`` on a column that has an index (``ix_events_type``)
+with a b-tree probe per row, which cost more than fetching the row."""
+_DAY_EVENTS = select(*_EVENT_COLUMNS).where(
+    EventRow.window_id.in_(bindparam("windows", expanding=True)),
+    EventRow.repeat.is_(False),
+    EventRow.event_time >= bindparam("start"),
+    EventRow.event_time < bindparam("end"),
+    _WINDOW_EVENT,
+)
+"""A chunk of windows' rows of the day, found through ``ix_events_window_day``
+(window, repeat, time), so flagged repeats are skipped in the index."""
+
+
+def _last_before(types: tuple[str, ...]) -> Select[Any]:
+    return (
+        select(*_EVENT_COLUMNS)
+        .where(EventRow.window_id == bindparam("window"), EventRow.repeat.is_(False), EventRow.type.in_(types), EventRow.event_time < bindparam("start"))
+        .order_by(EventRow.event_time.desc(), EventRow.id.desc())
+        .limit(1)
+    )
+
+
+_EVENTS_BEFORE = union_all(*(_last_before(types).subquery().select() for types in (SEAT_TYPES, ("pause",), ("clerk_login",))))
+"""A window's last seat, pause and login fact before the day: what it began
+the day with.  Each an indexed ``LIMIT 1`` walking back from the day's start
+(for pauses and logins, over the window's seat rows until it meets one), the
+three in one statement: a city replay sends one per window."""
+
+_HEALTH_COLUMNS = (DeviceHealthRow.id, DeviceHealthRow.device_id, DeviceHealthRow.time, DeviceHealthRow.status)
+_DAY_HEALTH = select(*_HEALTH_COLUMNS).where(
+    DeviceHealthRow.device_id.in_(bindparam("devices", expanding=True)),
+    DeviceHealthRow.time >= bindparam("start"),
+    DeviceHealthRow.time < bindparam("end"),
+)
+_HEALTH_BEFORE = (
+    select(*_HEALTH_COLUMNS)
+    .where(DeviceHealthRow.device_id == bindparam("device"), DeviceHealthRow.time < bindparam("start"))
+    .order_by(DeviceHealthRow.time.desc(), DeviceHealthRow.id.desc())
+    .limit(1)
+)
+_LEAVES = (
+    select(LeaveRow.window_id, LeaveRow.kind, LeaveRow.person_id, LeaveRow.start, LeaveRow.end)
+    .where(LeaveRow.window_id.in_(bindparam("windows", expanding=True)), LeaveRow.start < bindparam("end"), LeaveRow.end > bindparam("start"))
+    .order_by(LeaveRow.id)
+)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for at in range(0, len(items), size):
+        yield items[at : at + size]
+
+
+def _cameras(hall: HallConfig) -> dict[str, str | None]:
+    """Each window's camera as ``HallConfig.camera_of`` names it (the first
+    window camera listing it), in one pass over the devices: asking
+    ``camera_of`` per window is quadratic, seconds for a city of 10,000."""
+    first: dict[str, str] = {}
+    for device in hall.devices:
+        if device.kind == "window_camera":
+            for window_id in device.windows:
+                first.setdefault(window_id, device.id)
+    return {w.id: first.get(w.id) for w in hall.windows}
 
 
 def alert_json(row: AlertRow, now: datetime, policy: Policy, window_name: str) -> dict[str, Any]:
@@ -87,7 +186,8 @@ class Supervisor:
         self.calendar = calendar
         self.clock = clock
         self.window_names = {w.id: w.name for w in hall.windows}
-        self._cameras = {w.id: hall.camera_of(w.id) for w in hall.windows}
+        self._specs = {w.id: w for w in hall.windows}
+        self._cameras = _cameras(hall)
         self._day: date | None = None
         self._windows: dict[str, list[Observation]] = {}
         self._dirty: set[str] = set()
@@ -95,68 +195,84 @@ class Supervisor:
     # ----------------------------------------------------------- inputs
 
     def plan(self, session: Session, window_id: str, day: date) -> WindowPlan:
-        spec = next(w for w in self.hall.windows if w.id == window_id)
+        return self.plans(session, [window_id], day)[window_id]
+
+    def plans(self, session: Session, window_ids: Iterable[str], day: date) -> dict[str, WindowPlan]:
+        """The windows' plans for ``day``: roster and duties from the hall file,
+        leave and substitutes from the register (one query per chunk of windows)."""
         start = datetime.combine(day, datetime.min.time(), HALL_TZ)
-        rows = session.scalars(
-            select(LeaveRow).where(LeaveRow.window_id == window_id, LeaveRow.start < start + timedelta(days=1), LeaveRow.end > start)
-        ).all()
-        return WindowPlan(
-            window=window_id,
-            roster=frozenset(spec.clerks),
-            substitutes=tuple(Interval(r.person_id, r.start, r.end) for r in rows if r.kind == "substitute"),
-            leaves=tuple(Interval(r.person_id, r.start, r.end) for r in rows if r.kind in ("leave", "outing")),
-            on_lunch_duty=spec.lunch_duty,
-            staffed=spec.staffed,
-        )
+        connection = session.connection()
+        rows: dict[str, list[Any]] = {window_id: [] for window_id in window_ids}
+        for chunk in _chunks(list(rows), _CHUNK):
+            for row in connection.execute(_LEAVES, {"windows": chunk, "start": start, "end": start + timedelta(days=1)}):
+                rows[row.window_id].append(row)
+        plans = {}
+        for window_id, leaves in rows.items():
+            spec = self._specs[window_id]
+            plans[window_id] = WindowPlan(
+                window=window_id,
+                roster=frozenset(spec.clerks),
+                substitutes=tuple(Interval(r.person_id, r.start, r.end) for r in leaves if r.kind == "substitute"),
+                leaves=tuple(Interval(r.person_id, r.start, r.end) for r in leaves if r.kind in ("leave", "outing")),
+                on_lunch_duty=spec.lunch_duty,
+                staffed=spec.staffed,
+            )
+        return plans
 
     def load_day(self, session: Session, window_id: str, day: date) -> list[Observation]:
-        """Every observation of a window's day from the database (repeated seat
-        heartbeats left out), plus the facts it began with."""
-        start = datetime.combine(day, datetime.min.time(), HALL_TZ)
-        end = start + timedelta(days=1)
-        observations: list[Observation] = []
-        for types in (SEAT_TYPES, ("pause",), ("clerk_login",)):
-            before = session.scalars(
-                select(EventRow)
-                .where(EventRow.window_id == window_id, EventRow.repeat.is_(False), EventRow.type.in_(types), EventRow.event_time < start)
-                .order_by(EventRow.event_time.desc(), EventRow.id.desc())
-                .limit(1)
-            ).first()
-            rows = session.scalars(
-                select(EventRow).where(
-                    EventRow.window_id == window_id,
-                    EventRow.repeat.is_(False),
-                    EventRow.type.in_(types),
-                    EventRow.event_time >= start,
-                    EventRow.event_time < end,
-                )
-            ).all()
-            for row in ([before] if before else []) + list(rows):
-                observations.append(observation_from(row.type, row.body, row.event_time, row.historical, (row.device_id, row.boot, row.seq)))
-        camera = self._cameras.get(window_id)
-        if camera:
-            health = session.scalars(
-                select(DeviceHealthRow).where(
-                    DeviceHealthRow.device_id == camera,
-                    or_(
-                        and_(DeviceHealthRow.time >= start, DeviceHealthRow.time < end),
-                        DeviceHealthRow.id
-                        == select(DeviceHealthRow.id)
-                        .where(DeviceHealthRow.device_id == camera, DeviceHealthRow.time < start)
-                        .order_by(DeviceHealthRow.time.desc(), DeviceHealthRow.id.desc())
-                        .limit(1)
-                        .scalar_subquery(),
-                    ),
-                )
-            ).all()
-            observations += [camera_observation(row) for row in health]
-        return observations
+        return self.load_days(session, [window_id], day)[window_id]
 
-    def evaluate(self, session: Session, window_id: str, day: date, until: datetime, observations: list[Observation] | None = None) -> WindowDay:
-        """Run the core for one window's day (used live and by replay)."""
-        if observations is None:
-            observations = self.load_day(session, window_id, day)
+    def load_days(self, session: Session, window_ids: Iterable[str], day: date) -> dict[str, list[Observation]]:
+        """Every observation of the windows' day from the database (repeated
+        seat heartbeats left out), plus the facts each day began with.
+
+        The one way a window's day is read — at start-up, when its camera's
+        health changes, and by replay — so all of them see the same day.  The
+        day's rows come a chunk of windows per query, selected as columns (no
+        ORM objects); a city replay (10,000 windows) reading them a window and
+        a kind at a time spent more in query overhead than in the core.
+        """
+        start = datetime.combine(day, datetime.min.time(), HALL_TZ)
+        bounds = {"start": start, "end": start + timedelta(days=1)}
+        connection = session.connection()  # Core rows: the ORM's result layer costs more than reading them
+        days: dict[str, list[Observation]] = {window_id: [] for window_id in window_ids}
+        for chunk in _chunks(list(days), _CHUNK):
+            rows = connection.execute(_DAY_EVENTS, {"windows": chunk, **bounds}).all()
+            for window_id in chunk:
+                rows += connection.execute(_EVENTS_BEFORE, {"window": window_id, "start": start}).all()
+            for window_id, kind, event_time, historical, device_id, boot, seq, state, occupant, snapshot_id, paused, reason, clerk_id in rows:
+                body = {"state": state, "occupant": occupant, "snapshot_id": snapshot_id, "paused": paused, "reason": reason, "clerk_id": clerk_id}
+                days[window_id].append(observation_from(kind, body, event_time, historical, (device_id, boot, seq)))
+            watched: dict[str, list[str]] = {}
+            for window_id in chunk:
+                camera = self._cameras.get(window_id)
+                if camera:
+                    watched.setdefault(camera, []).append(window_id)
+            if not watched:
+                continue
+            health = list(connection.execute(_DAY_HEALTH, {"devices": list(watched), **bounds}))
+            for camera in watched:
+                row = connection.execute(_HEALTH_BEFORE, {"device": camera, "start": start}).first()
+                if row is not None:
+                    health.append(row)
+            for row in health:
+                observation = camera_observation(row)
+                for window_id in watched[row.device_id]:
+                    days[window_id].append(observation)
+        return days
+
+    def evaluate(self, session: Session, window_id: str, day: date, until: datetime, observations: list[Observation]) -> WindowDay:
+        """Run the core for one window's day, as held live."""
         return evaluate_window(self.plan(session, window_id, day), observations, self.policy, self.calendar, day, until, HALL_TZ)
+
+    def evaluate_days(self, session: Session, window_ids: Sequence[str], day: date, until: datetime) -> Iterator[WindowDay]:
+        """Run the core for the windows' stored days (replay), loading plans
+        and days a chunk of windows at a time: memory holds one chunk's
+        observations, not a city's."""
+        for chunk in _chunks(window_ids, _CHUNK):
+            plans, days = self.plans(session, chunk, day), self.load_days(session, chunk, day)
+            for window_id in chunk:
+                yield evaluate_window(plans[window_id], days[window_id], self.policy, self.calendar, day, until, HALL_TZ)
 
     # -------------------------------------------------------------- live
 
@@ -164,7 +280,7 @@ class Supervisor:
         if self._day == day:
             return
         self._day = day
-        self._windows = {window.id: self.load_day(session, window.id, day) for window in self.hall.windows}
+        self._windows = self.load_days(session, [window.id for window in self.hall.windows], day)
         self._dirty = set(self._windows)
 
     def observe(self, events: list[Event], devices_changed: list[str], repeats: set[str]) -> None:
@@ -180,10 +296,10 @@ class Supervisor:
                 self._windows[window_id].append(observation_from(event.type, body, event.event_time, event.historical, (event.device_id, event.boot, event.seq)))
                 self._dirty.add(window_id)
             cameras = set(devices_changed)
-            for window_id, camera in self._cameras.items():
-                if camera in cameras:
-                    self._windows[window_id] = self.load_day(session, window_id, self._day)  # type: ignore[arg-type]
-                    self._dirty.add(window_id)
+            reload = [window_id for window_id, camera in self._cameras.items() if camera in cameras]
+            if reload:
+                self._windows |= self.load_days(session, reload, self._day)  # type: ignore[arg-type]
+                self._dirty.update(reload)
 
     def tick(self, every_window: bool) -> tuple[list[dict[str, Any]], dict[str, WindowRow]]:
         """Re-evaluate (changed or all) windows now: store alert changes and each
