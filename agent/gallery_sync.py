@@ -38,7 +38,6 @@ import hashlib
 import logging
 import os
 import random
-import ssl
 import tempfile
 import threading
 from collections.abc import Callable
@@ -47,6 +46,7 @@ from pathlib import Path
 import httpx
 
 from agent.runtime import AgentRuntime
+from agent.server_http import device_credentials, server_client
 from broker.protocol import AckBody, GalleryNotice
 from vision.gallery_seal import GalleryRefused, TerminalKeys, unseal
 
@@ -102,13 +102,7 @@ class GallerySync:
         self.attempts = max(1, attempts)
         self.backoff_s = backoff_s
         self.retry_s = retry_s
-        broker = runtime.settings.broker
-        ca = ca_file or broker.ca_file
-        self._http = httpx.Client(
-            base_url=server_url,
-            timeout=timeout_s,
-            verify=ssl.create_default_context(cafile=str(ca)) if ca else True,
-        )
+        self._http = server_client(server_url, runtime.settings.broker, ca_file=ca_file, timeout_s=timeout_s)
         self._lock = threading.Condition()
         self._running: int | None = None
         self._wanted: GalleryNotice | None = None
@@ -265,9 +259,7 @@ class GallerySync:
 
     def _fetch(self, notice: GalleryNotice) -> bytes:
         try:
-            broker = self.runtime.settings.broker  # the password is read per download, as per connection
-            auth = (broker.username, broker.password() or "") if broker.username else None
-            with self._http.stream("GET", f"/api/gallery/{notice.version}", auth=auth) as response:
+            with self._http.stream("GET", f"/api/gallery/{notice.version}", auth=device_credentials(self.runtime.settings.broker)) as response:
                 if response.status_code == 404:
                     raise _Failed(f"the server no longer serves version {notice.version}", retry=False)
                 if response.status_code != 200:

@@ -35,6 +35,7 @@ from agent.config import AgentSettings
 from agent.outbox import Outbox
 from broker.connection import make_client
 from broker.protocol import (
+    GALLERY_KINDS,
     AckBody,
     Body,
     Command,
@@ -103,6 +104,7 @@ class AgentRuntime:
         self.commands: dict[str, CommandHandler] = {"ping": lambda args: "pong"}
         self.config_listeners: list[Callable[[DeviceConfig], None]] = []
         self.gallery_listeners: list[Callable[[GalleryNotice], None]] = []
+        self._fault: str | None = None
         self.last_gallery_notice: GalleryNotice | None = None
         """The newest notice seen, for a listener that starts after it arrived (retained)."""
         """Called with each gallery notice (face terminals), on the network
@@ -127,6 +129,25 @@ class AgentRuntime:
         with self._wake:
             self._wake.notify_all()
         return event
+
+    @property
+    def fault(self) -> str | None:
+        return self._fault
+
+    def set_fault(self, reason: str | None) -> None:
+        """The device cannot do its job (its camera is lost): say so in the retained status.
+
+        While a fault is set the device's status is ``offline`` with the
+        reason, at once and at every reconnect, although the connection is
+        up — the server then treats its windows as unknown (a device fault),
+        never as vacant.  ``None`` clears it (status ``online`` again).
+        """
+        if reason == self._fault:
+            return
+        self._fault = reason
+        link = self._link
+        if link is not None and link.connected:
+            link.client.publish(self._status_topic, encode(self._birth()), qos=1, retain=True)
 
     def start(self) -> None:
         """Start the connection loop, the pump, the heartbeat and every source."""
@@ -189,6 +210,9 @@ class AgentRuntime:
             reason=reason,
         )
 
+    def _birth(self) -> DeviceStatus:
+        return self._status("offline", self._fault) if self._fault else self._status("online")
+
     def _connection_loop(self) -> None:
         delay = self.settings.reconnect_min_s
         client_id = f"{self.device.hall_id}.{self.device.device_id}"
@@ -225,7 +249,7 @@ class AgentRuntime:
         srv_topic = server_status_topic(hall)
         gal_topic = device_topic(hall, dev, "gal")
         subscriptions = [(cfg_topic, 1), (cmd_topic, 1), (srv_topic, 1)]
-        if self.device.kind == "face_terminal":
+        if self.device.kind in GALLERY_KINDS:
             subscriptions.append((gal_topic, 1))
 
         def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -236,7 +260,7 @@ class AgentRuntime:
                 return
             link.connected = True
             client.subscribe(subscriptions)
-            client.publish(self._status_topic, encode(self._status("online")), qos=1, retain=True)
+            client.publish(self._status_topic, encode(self._birth()), qos=1, retain=True)
             log.info("%s: connected to %s (boot %d)", dev, self.settings.broker.url, self.boot)
 
         def on_disconnect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.protocol import MAX_PAYLOAD_BYTES, TOPIC_ROOT, DeviceKind, Ident
+from broker.protocol import GALLERY_KINDS, MAX_PAYLOAD_BYTES, TOPIC_ROOT, DeviceKind, Ident
 
 __all__ = [
     "ACL_FILE",
@@ -163,7 +163,7 @@ def device_acl_topics(hall_id: str, device_id: str, kind: DeviceKind | None = No
     any will topic at CONNECT and silently drops a will the user may not
     write, so a wrong grant here shows up only as a missing offline status).
     It reads its own configuration and commands and its hall's server status
-    (to know when to replay its outbox).  A ``face_terminal`` also reads its
+    (to know when to replay its outbox).  A device that runs the gallery (``GALLERY_KINDS``) also reads its
     own gallery notice (``gal``); other kinds, and a device added without a
     kind, get no gallery grant.  Everything else is denied.
     """
@@ -177,7 +177,7 @@ def device_acl_topics(hall_id: str, device_id: str, kind: DeviceKind | None = No
         ("read", f"{base}/cmd"),
         ("read", f"{TOPIC_ROOT}/{hall_id}/server/status"),
     ]
-    if kind == "face_terminal":
+    if kind in GALLERY_KINDS:
         grants.append(("read", f"{base}/gal"))
     return grants
 

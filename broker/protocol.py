@@ -103,8 +103,18 @@ class PunchBody(_Model):
     quality: float | None = Field(default=None, ge=0, le=1)
 
 
+UNKNOWN_OCCUPANT = "unknown"
+"""``SeatBody.occupant`` for a face seen in the seat that matches nobody enrolled."""
+
+
 class SeatBody(_Model):
-    """A staff seat changed between occupied and vacant (sent on change)."""
+    """A staff seat changed between occupied and vacant, or its seated person was identified.
+
+    Sent on change; the event time is when the change began (the camera
+    decides a few seconds later, by hysteresis).  ``occupant`` is the
+    identified person, ``UNKNOWN_OCCUPANT`` for a face that matches nobody,
+    or None when no face could be identified (not visible).
+    """
 
     window_id: Ident
     seat: Ident = "main"
@@ -268,6 +278,10 @@ _event_adapter: TypeAdapter[Any] = TypeAdapter(Event)
 # --------------------------------------------------------------------------
 
 DeviceKind = Literal["face_terminal", "window_camera", "evaluator", "pause_button", "queue_gateway"]
+GALLERY_KINDS: frozenset[str] = frozenset({"face_terminal", "window_camera"})
+"""Devices that run the face gallery: terminals identify who punches, window
+cameras who sits in the staff seat.  Only these may read a gallery notice or
+download the gallery."""
 
 
 class DeviceStatus(_Model):

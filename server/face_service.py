@@ -41,12 +41,15 @@ class FaceService:
         self._announced = 0
 
     def rebuild(self) -> dict[str, Any]:
-        """A new gallery version from the register, published to every face terminal."""
+        """A new gallery version from the register, published to every device that runs the gallery."""
         with self._lock:
-            gallery, calibration = self.registry.build_gallery(self.target_far)
-            notice = self.publisher.publish(seal(gallery.to_bytes(), gallery.version, self.keys.signing_key, self.keys.gallery_key))
-            log.info("gallery version %d published: %d people, threshold %.2f, margin %.3f", notice.version, len(gallery.people), gallery.thresholds.threshold, gallery.thresholds.margin)
-            return {"version": notice.version, "people": len(gallery.people), **calibration.to_dict()}
+            return self._rebuild()
+
+    def _rebuild(self) -> dict[str, Any]:
+        gallery, calibration = self.registry.build_gallery(self.target_far)
+        notice = self.publisher.publish(seal(gallery.to_bytes(), gallery.version, self.keys.signing_key, self.keys.gallery_key))
+        log.info("gallery version %d published: %d people, threshold %.2f, margin %.3f", notice.version, len(gallery.people), gallery.thresholds.threshold, gallery.thresholds.margin)
+        return {"version": notice.version, "people": len(gallery.people), **calibration.to_dict()}
 
     def tick(self, connection: int) -> None:
         """On every sweep: publish CLI changes, and announce again after a reconnect
@@ -57,12 +60,18 @@ class FaceService:
             self._announced = connection
 
     def catch_up(self) -> None:
-        """Publish if the register has a gallery version newer than the one served (a CLI change)."""
-        with Session(self.registry.engine) as session:
-            latest = session.scalar(select(func.max(GalleryVersionRow.version)))
-        current = self.publisher.current
-        if latest is not None and (current is None or latest > current.notice.version):
-            self.rebuild()
+        """Publish if the register has a gallery version newer than the one served (a CLI change).
+
+        Checked under the rebuild lock: an API rebuild writes its version row
+        before it publishes, and the sweep must not take that row for a CLI
+        change and build yet another version.
+        """
+        with self._lock:
+            with Session(self.registry.engine) as session:
+                latest = session.scalar(select(func.max(GalleryVersionRow.version)))
+            current = self.publisher.current
+            if latest is not None and (current is None or latest > current.notice.version):
+                self._rebuild()
 
 
 def face_service(

@@ -10,31 +10,19 @@ and published to the terminals (``on_change``).
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broker.config_file import ConfigError
 from server.db import GalleryVersionRow
-from broker.key_files import KeyFileError, read_key_file
+from server.admin_auth import require_admin
 from server.face_registry import FaceRegistry, RegistryError
 
-ADMIN_TOKEN_ENV = "HALLWATCH_ADMIN_TOKEN_FILE"
 MAX_PHOTO_BYTES = 10 * 2**20
 MAX_PHOTOS = 20
-
-
-def admin_token(path: Path | None) -> bytes | None:
-    """The token from its file (refused if others can read it), or None: administration off."""
-    try:
-        return read_key_file(path).strip() if path else None
-    except KeyFileError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def faces_router(registry: Callable[[], FaceRegistry | None], token: bytes | None, on_change: Callable[[], dict[str, Any]]) -> APIRouter:
@@ -42,12 +30,7 @@ def faces_router(registry: Callable[[], FaceRegistry | None], token: bytes | Non
     router = APIRouter(prefix="/api/faces", tags=["faces"])
 
     def authorised(request: Request) -> FaceRegistry:
-        if token is None:
-            raise HTTPException(503, f"face administration is off: set {ADMIN_TOKEN_ENV} to a file holding an administrator token")
-        header = request.headers.get("authorization", "")
-        given = header[7:].encode() if header.lower().startswith("bearer ") else b""
-        if not hmac.compare_digest(given, token):
-            raise HTTPException(401, "administrator token required", headers={"WWW-Authenticate": "Bearer"})
+        require_admin(request, token, "face administration")
         found = registry()
         if found is None:
             raise HTTPException(503, "face templates cannot be stored: HALLWATCH_FACE_KEY_FILE is not set")

@@ -2,8 +2,9 @@
 
 A sealed gallery (:mod:`vision.gallery_seal`) can be megabytes, far above
 what one MQTT message may carry, so the server publishes a small retained
-:class:`~broker.protocol.GalleryNotice` to every face terminal and serves
-the blob itself over HTTP (``GET /api/gallery/{version}``).  The terminals'
+:class:`~broker.protocol.GalleryNotice` to every device that runs the gallery (face
+terminals, and window cameras for seated identity) and serves the blob over
+HTTP (``GET /api/gallery/{version}``).  The devices'
 side is :mod:`agent.gallery_sync`; docs/gallery-sync.md shows the flow.
 
 Only the **current** version exists, in memory and as one 0600 file: a new
@@ -14,7 +15,8 @@ register is gone from the server's copy too, and an older version answers
 Downloads authenticate like the broker does: HTTP Basic with the device's
 broker username and password, checked against Mosquitto's ``passwd`` file
 (read on every request, so a re-keyed or removed device is refused at
-once), and only a face terminal of this hall is served.  Without a passwd
+once) — :mod:`server.device_auth` — and only a device of this hall that
+runs the gallery is served.  Without a passwd
 file (the embedded demo broker has no accounts) the endpoint is open.
 """
 
@@ -32,27 +34,25 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Response
-from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
-from broker.mosquitto import check_login
-from broker.protocol import GalleryNotice, encode
+from broker.protocol import GALLERY_KINDS, GalleryNotice, encode
 from broker.timeutil import HALL_TZ, Clock, shanghai_now
+from server.device_auth import device_login
 from server.validation import KnownDevice
 from vision.gallery_seal import MAX_VERSION, sealed_version
 
 log = logging.getLogger(__name__)
 
 GALLERY_FILE = "gallery.sealed"
-FACE_TERMINAL = "face_terminal"
 
 SendNotice = Callable[[str, bytes], None]
 """Publish an encoded notice to one device's ``gal`` topic, QoS 1, retained:
 ``lambda device, payload: ingestor.publish_to_device(device, "gal", payload, retain=True)``."""
 
 
-def face_terminals(registry: Mapping[str, KnownDevice], hall_id: str) -> list[str]:
-    """The face terminals of one hall in a device registry (``Store.registry()``), sorted."""
-    return sorted(d for d, known in registry.items() if known.kind == FACE_TERMINAL and known.hall_id == hall_id)
+def gallery_devices(registry: Mapping[str, KnownDevice], hall_id: str) -> list[str]:
+    """The devices of one hall that run the gallery (face terminals, window cameras), sorted."""
+    return sorted(d for d, known in registry.items() if known.kind in GALLERY_KINDS and known.hall_id == hall_id)
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class CurrentGallery:
 
 
 class GalleryPublisher:
-    """Holds the current sealed gallery and tells every face terminal about it.
+    """Holds the current sealed gallery and tells every device that runs the gallery about it.
 
     ``directory`` (created 0700) keeps the one gallery file across restarts.
     ``terminals`` is asked at every announcement, so terminals registered
@@ -112,7 +112,7 @@ class GalleryPublisher:
         return notice
 
     def announce(self, device_ids: Iterable[str] | None = None) -> None:
-        """(Re)publish the current notice to these devices (default: every face terminal).
+        """(Re)publish the current notice to these devices (default: every device that runs the gallery).
 
         Call it when the server starts (a broker that lost its retained
         messages) and when a face terminal is registered.
@@ -163,34 +163,19 @@ def _notice(blob: bytes, version: int, issued_at: datetime) -> GalleryNotice:
 
 
 def gallery_router(publisher: GalleryPublisher, passwd_file: Path | None) -> APIRouter:
-    """``GET /api/gallery/{version}``: the current sealed gallery, for face terminals.
+    """``GET /api/gallery/{version}``: the current sealed gallery, for face terminals and window cameras.
 
     ``passwd_file`` is the broker's passwd file; ``None`` leaves the
     endpoint open (the demo's embedded broker has no accounts).  401 for
-    missing or wrong credentials, 403 for a device that is not a face
-    terminal of this hall, 404 for any version but the current one.
+    missing or wrong credentials, 403 for a device of this hall that does not
+    run the gallery, 404 for any version but the current one.
     """
     router = APIRouter(tags=["gallery"])
-    basic = HTTPBasic(auto_error=False, realm="hallwatch gallery")
-
-    # Dependencies as default values: they are local names, which the string
-    # annotations of ``from __future__ import annotations`` cannot reach.
-    def device(credentials: HTTPBasicCredentials | None = Depends(basic)) -> str | None:
-        if passwd_file is None:
-            return None
-        challenge = {"WWW-Authenticate": 'Basic realm="hallwatch gallery"'}
-        if credentials is None:
-            raise HTTPException(401, "log in with the device's broker username and password", headers=challenge)
-        try:
-            valid = check_login(passwd_file, credentials.username, credentials.password)
-        except OSError as exc:
-            log.error("gallery download: cannot read the broker passwd file %s: %s", passwd_file, exc)
-            raise HTTPException(503, "device accounts are unavailable") from None
-        if not valid:
-            raise HTTPException(401, "wrong device username or password", headers=challenge)
-        if credentials.username not in set(publisher.terminals()):
-            raise HTTPException(403, f"{credentials.username} is not a face terminal of this hall")
-        return credentials.username
+    device = device_login(
+        passwd_file,
+        "hallwatch gallery",
+        lambda device_id: None if device_id in set(publisher.terminals()) else f"{device_id} does not run the face gallery of this hall",
+    )
 
     @router.get("/api/gallery/{version}", response_class=Response)
     def get_gallery(

@@ -31,7 +31,7 @@ from agent.gallery_sync import GALLERY_FILE, GallerySync
 from agent.runtime import AgentRuntime
 from broker.mosquitto import BrokerAuthFiles
 from broker.protocol import AckBody, GalleryNotice, ServerStatus, decode_event, device_topic, encode, server_status_topic
-from server.gallery_publish import GalleryPublisher, face_terminals, gallery_router
+from server.gallery_publish import GalleryPublisher, gallery_devices, gallery_router
 from server.validation import KnownDevice
 from vision.gallery_seal import (
     GALLERY_KEY_ENV,
@@ -257,19 +257,20 @@ REGISTRY = {
     "ft-01": KnownDevice(HALL, "face_terminal", frozenset()),
     "ft-02": KnownDevice(HALL, "face_terminal", frozenset()),
     "cam-01": KnownDevice(HALL, "window_camera", frozenset({"w01"})),
+    "ev-01": KnownDevice(HALL, "evaluator", frozenset({"w01"})),
     "ft-09": KnownDevice("other-hall", "face_terminal", frozenset()),
 }
 
 
 def _publisher(directory: Path, sent: Sent) -> GalleryPublisher:
-    return GalleryPublisher(directory, sent, lambda: face_terminals(REGISTRY, HALL), clock=lambda: NOW)
+    return GalleryPublisher(directory, sent, lambda: gallery_devices(REGISTRY, HALL), clock=lambda: NOW)
 
 
-def test_publisher_announces_to_every_face_terminal_of_the_hall_and_keeps_one_file(keys: Keys, tmp_path: Path) -> None:
+def test_publisher_announces_to_every_gallery_device_of_the_hall_and_keeps_one_file(keys: Keys, tmp_path: Path) -> None:
     sent = Sent()
     publisher = _publisher(tmp_path / "srv", sent)
     first = publisher.publish(_seal(keys, V1, 1))
-    assert [d for d, _ in sent.notices] == ["ft-01", "ft-02"]
+    assert [d for d, _ in sent.notices] == ["cam-01", "ft-01", "ft-02"], "terminals and window cameras (seated identity), not evaluators"
     assert all(n == first for _, n in sent.notices)
     assert (first.version, first.size, first.issued_at) == (1, len(publisher.blob(1) or b""), NOW)
     second = publisher.publish(_seal(keys, V2, 2))
@@ -291,7 +292,7 @@ def _router_app(publisher: GalleryPublisher, passwd: Path | None) -> TestClient:
     return TestClient(app)
 
 
-def test_download_needs_a_face_terminal_of_this_hall(keys: Keys, tmp_path: Path) -> None:
+def test_download_needs_a_gallery_device_of_this_hall(keys: Keys, tmp_path: Path) -> None:
     auth = BrokerAuthFiles(tmp_path / "auth")
     passwords = {d: auth.add_device(REGISTRY[d].hall_id, d, kind=REGISTRY[d].kind) for d in REGISTRY}  # type: ignore[arg-type]
     auth.add_server(HALL)
@@ -304,7 +305,8 @@ def test_download_needs_a_face_terminal_of_this_hall(keys: Keys, tmp_path: Path)
     assert client.get("/api/gallery/1").headers["www-authenticate"].startswith("Basic")
     assert client.get("/api/gallery/1", auth=("ft-01", "wrong")).status_code == 401
     assert client.get("/api/gallery/1", auth=("nobody", "x")).status_code == 401
-    assert client.get("/api/gallery/1", auth=("cam-01", passwords["cam-01"])).status_code == 403
+    assert client.get("/api/gallery/1", auth=("ev-01", passwords["ev-01"])).status_code == 403, "an evaluator has no use for faces"
+    assert client.get("/api/gallery/1", auth=("cam-01", passwords["cam-01"])).status_code == 200, "a window camera identifies who is seated"
     assert client.get("/api/gallery/1", auth=("ft-09", passwords["ft-09"])).status_code == 403, "another hall's terminal"
     ok = client.get("/api/gallery/1", auth=("ft-01", passwords["ft-01"]))
     assert ok.status_code == 200 and ok.content == blob

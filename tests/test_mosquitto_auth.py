@@ -270,10 +270,11 @@ def test_auth_files_replace_entries_and_keep_others(tmp_path: Path) -> None:
         auth.add_device(HALL, "hallwatch-server")
 
 
-def test_only_a_face_terminal_reads_its_gallery_notice() -> None:
+def test_only_devices_that_run_the_gallery_read_its_notice() -> None:
     gal = ("read", f"hw/v1/{HALL}/dev/ft/gal")
     assert gal in device_acl_topics(HALL, "ft", "face_terminal")
-    for kind in ("window_camera", "evaluator", "pause_button", "queue_gateway", None):
+    assert gal in device_acl_topics(HALL, "ft", "window_camera"), "seated identity"
+    for kind in ("evaluator", "pause_button", "queue_gateway", None):
         assert not [t for _, t in device_acl_topics(HALL, "ft", kind) if t.endswith("/gal")], kind  # type: ignore[arg-type]
 
 

@@ -20,7 +20,8 @@ from vision.faces import FaceSettings, Face, load_image, one_face
 from vision.gallery import Person, TerminalGallery, hash_pin
 from vision.identify import Gallery
 from vision.liveness import Challenge, LivenessSettings
-from vision.terminal import Camera, FaceTerminal, Feedback, TerminalSettings, run
+from vision.camera import Camera
+from vision.terminal import FaceTerminal, Feedback, TerminalSettings, run
 
 SETTINGS = FaceSettings()
 T0 = datetime(2026, 3, 2, 8, 25, tzinfo=HALL_TZ)
@@ -195,7 +196,7 @@ def test_a_recorded_camera_feed_punches_and_its_end_is_a_lost_camera(gallery: Te
     terminal = _terminal(gallery, recorder)
     stop = threading.Event()
     lost = threading.Event()
-    camera = Camera(str(video), fps=5, backoff=(0.05, 0.05), on_lost=lost.set)
+    camera = Camera(str(video), fps=5, backoff=(0.05, 0.05), on_lost=lambda reason: lost.set())
     thread = threading.Thread(target=run, args=(terminal, camera, stop, lambda: T0))
     thread.start()
     assert lost.wait(60), "the end of the recording is reported as a lost camera"

@@ -17,13 +17,12 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -31,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.gallery_sync import GallerySync
 from broker.protocol import PunchBody
+from vision.camera import Camera
 from vision.faces import Face, FaceSettings, Image, Rejected, from_bgr, one_face
 from vision.gallery import TerminalGallery, verify_pin
 from vision.gallery_seal import TerminalKeys
@@ -294,53 +294,6 @@ class FaceTerminal:
             return True
 
 
-class Camera:
-    """Frames from a USB camera (index), an RTSP URL or a video file, reopened with backoff when lost.
-
-    A file that ends counts as a lost camera, like a dropped stream: the
-    terminal says so and keeps trying; punching by PIN still works.
-    """
-
-    def __init__(self, spec: str | int, *, fps: float = 5.0, backoff: tuple[float, float] = (0.5, 30.0), on_lost: Callable[[], None] | None = None) -> None:
-        self.spec = int(spec) if isinstance(spec, str) and spec.isdigit() else spec
-        self.is_file = isinstance(self.spec, str) and "://" not in self.spec
-        """A recording is read as fast as it decodes, keeping every n-th frame to match ``fps``;
-        a live camera is read as it delivers and the loop paces itself."""
-        self.period = 1.0 / fps
-        self.backoff = backoff
-        self.on_lost = on_lost
-        self.lost = 0
-
-    def frames(self, stop: threading.Event) -> Iterator[NDArray[np.uint8]]:
-        delay = self.backoff[0]
-        while not stop.is_set():
-            capture = cv2.VideoCapture(self.spec)
-            got_any = False
-            try:
-                source_fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
-                step = max(1, round(source_fps * self.period)) if self.is_file and source_fps else 1
-                index = 0
-                while capture.isOpened() and not stop.is_set():
-                    ok, frame = capture.read()
-                    if not ok or frame is None:
-                        break
-                    got_any = True
-                    delay = self.backoff[0]
-                    index += 1
-                    if (index - 1) % step == 0:
-                        yield frame
-            finally:
-                capture.release()
-            if stop.is_set():
-                return
-            self.lost += 1
-            if self.on_lost:
-                self.on_lost()
-            log.warning("camera %s lost (%s); retrying in %.1f s", self.spec, "ended" if got_any else "cannot open", delay)
-            stop.wait(delay)
-            delay = min(self.backoff[1], delay * 2)
-
-
 def run(terminal: FaceTerminal, camera: Camera, stop: threading.Event, clock: Callable[[], datetime]) -> None:
     """Feed the camera's frames to the terminal until ``stop`` (the agent source's body)."""
     for frame in camera.frames(stop):
@@ -387,7 +340,7 @@ def face_terminal_source(**options: object) -> Callable[[AgentRuntime, threading
         )
         sync = GallerySync(runtime, settings.gallery_dir, settings.server_url, keys, lambda version, payload: terminal.set_gallery(TerminalGallery.from_bytes(payload)))
         sync.start()
-        camera = Camera(settings.camera, fps=settings.fps, on_lost=terminal.camera_lost)
+        camera = Camera(settings.camera, fps=settings.fps, on_lost=lambda reason: terminal.camera_lost())
         try:
             run(terminal, camera, stop, runtime.clock)
         finally:
