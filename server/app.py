@@ -28,8 +28,10 @@ from server.calendar_files import load_calendar
 from server.attendance_api import attendance_router
 from server.attendance_service import AttendanceService
 from server.face_service import face_service
-from server.faces_api import admin_token, faces_router
-from server.gallery_publish import GalleryPublisher, face_terminals, gallery_router
+from server.admin_auth import admin_token
+from server.evidence_api import EvidenceStore, evidence_router
+from server.faces_api import faces_router
+from server.gallery_publish import GalleryPublisher, gallery_devices, gallery_router
 from server.patrol_api import patrol_router
 from server.patrol_store import PatrolService
 from server.policy_files import load_policy
@@ -47,13 +49,15 @@ class ServerSettings:
     broker: BrokerSettings
     stale_factor: float = 3.0
     data_dir: Path = Path("var")
-    """Server files that are not in the database (the current sealed gallery)."""
+    """Server files that are not in the database (the current sealed gallery, evidence pictures)."""
     passwd_file: Path | None = None
-    """The broker's passwd file: face terminals log in with it to download the gallery."""
+    """The broker's passwd file: devices log in with it over HTTP (gallery download, evidence upload)."""
     face_key_file: Path | None = None
     gallery_key_file: Path | None = None
     signing_key_file: Path | None = None
     admin_token_file: Path | None = None
+    evidence_retention_days: int = 30
+    """Evidence snapshots older than this are deleted (personal data: keep it short)."""
     face_target_far: float = 0.01
 
 
@@ -122,11 +126,12 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
     publisher = GalleryPublisher(
         settings.data_dir / "gallery",
         lambda device_id, payload: ingestor.publish_to_device(device_id, "gal", payload, retain=True),
-        lambda: face_terminals(store.registry(), hall.hall.id),
+        lambda: gallery_devices(store.registry(), hall.hall.id),
         clock=clock,
     )
     faces = face_service(engine, publisher, settings.face_key_file, settings.gallery_key_file, settings.signing_key_file, settings.face_target_far)
-    periodic: list[Callable[[], object]] = [patrols.start_due_rounds]
+    evidence = EvidenceStore(engine, settings.data_dir / "evidence", settings.evidence_retention_days, clock)
+    periodic: list[Callable[[], object]] = [patrols.start_due_rounds, evidence.tick]
     if faces is not None:
         periodic.append(lambda: faces.tick(ingestor.connection))
     ingestor = Ingestor(
@@ -265,10 +270,16 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
     app.include_router(patrol_router(patrols))
     app.include_router(attendance_router(AttendanceService(engine, hall, policy, calendar, clock)))
     app.include_router(gallery_router(publisher, settings.passwd_file))
+    token = admin_token(settings.admin_token_file)
+    app.include_router(
+        evidence_router(
+            evidence, hall.hall.id, store.registry, settings.passwd_file, token, lambda device_id, payload: ingestor.publish_to_device(device_id, "cmd", payload, retain=False)
+        )
+    )
     app.include_router(
         faces_router(
             lambda: faces.registry if faces else None,
-            admin_token(settings.admin_token_file),
+            token,
             faces.rebuild if faces else lambda: {},
         )
     )

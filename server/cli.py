@@ -1,4 +1,4 @@
-"""The ``hallwatch`` command: demo, server, agent, simulate, device, broker."""
+"""The ``hallwatch`` command: demo, server, agent, simulate, device, broker, faces, attendance, camera."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from rich.logging import RichHandler
 from broker.config_file import ConfigError
 from broker.connection import BrokerSettings
 from broker.timeutil import HALL_TZ
+from server.camera_cli import camera_app
 from server.faces_cli import faces_app
 
 app = typer.Typer(help="HallWatch 政务服务大厅窗口监管 — supervision of service hall windows.", no_args_is_help=True)
@@ -32,6 +33,7 @@ faces_app.add_typer(faces_keys_app, name="keys")
 app.add_typer(faces_app, name="faces")
 attendance_app = typer.Typer(help="考勤 Attendance: the monthly sheet.", no_args_is_help=True)
 app.add_typer(attendance_app, name="attendance")
+app.add_typer(camera_app, name="camera")
 console = Console(stderr=True)
 
 HallFile = Annotated[Path, typer.Option("--hall", help="Hall file (windows and devices).")]
@@ -73,12 +75,13 @@ def server(
     ca_file: Annotated[Optional[Path], typer.Option(help="CA certificate for mqtts://.")] = None,
     host: str = "127.0.0.1",
     port: int = 8000,
-    data_dir: Annotated[Path, typer.Option(help="Server files outside the database (the sealed gallery).")] = Path("var"),
-    passwd_file: Annotated[Optional[Path], typer.Option(help="The broker's passwd file: face terminals log in with it to download the gallery.")] = None,
+    data_dir: Annotated[Path, typer.Option(help="Server files outside the database (the sealed gallery, evidence pictures).")] = Path("var"),
+    passwd_file: Annotated[Optional[Path], typer.Option(help="The broker's passwd file: devices log in with it over HTTP (gallery download, evidence upload).")] = None,
     face_key_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_FACE_KEY_FILE", help="Face template key (hallwatch faces keys init).")] = None,
     gallery_key_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_GALLERY_KEY_FILE", help="Gallery encryption key.")] = None,
     signing_key_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_GALLERY_SIGNING_KEY_FILE", help="Gallery signing key.")] = None,
-    admin_token_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_ADMIN_TOKEN_FILE", help="Token for the face administration API.")] = None,
+    admin_token_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_ADMIN_TOKEN_FILE", help="Token for face administration and evidence viewing.")] = None,
+    evidence_days: Annotated[int, typer.Option(min=1, max=3650, help="Days an evidence picture is kept.")] = 30,
     verbose: bool = False,
 ) -> None:
     """Run the server: ingest from the broker, API, WebSocket and live page."""
@@ -95,6 +98,7 @@ def server(
         gallery_key_file=gallery_key_file,
         signing_key_file=signing_key_file,
         admin_token_file=admin_token_file,
+        evidence_retention_days=evidence_days,
     )
     try:
         application = create_app(settings, _load_hall(hall))

@@ -71,6 +71,8 @@ class DeviceRow(Base):
     heartbeat_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     software: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """Why the device says it is offline (``camera lost: ended``), from its status."""
 
 
 class WindowRow(Base):
@@ -197,6 +199,21 @@ class DeviceHealthRow(Base):
     device_id: Mapped[str] = mapped_column(String(64), index=True)
     time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class EvidenceRow(Base):
+    """A snapshot a window camera sent (blurred at the edge); the picture is a file under the data folder."""
+
+    __tablename__ = "evidence"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    window_id: Mapped[str] = mapped_column(String(64), index=True)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cause: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
 
 
 class LeaveRow(Base):

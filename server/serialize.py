@@ -33,6 +33,7 @@ def device_json(row: DeviceRow) -> dict[str, Any]:
         "kind": row.kind,
         "windows": row.windows,
         "status": row.status,
+        "reason": row.reason,
         "boot": row.boot,
         "last_seen": hall_iso(row.last_seen),
     }

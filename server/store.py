@@ -243,17 +243,17 @@ class Store:
     def _apply_status(self, session: Session, row: DeviceRow | None, status: DeviceStatus, received: datetime, changes: Changes) -> None:
         if row is None or (row.boot is not None and status.boot < row.boot):
             return  # a late will of an earlier run must not mark a live device offline
-        self._set_status(session, row, status.state, changes)
+        self._set_status(session, row, status.state, changes, status.reason if status.state == "offline" else None)
         row.boot = status.boot
         row.heartbeat_s = status.heartbeat_s
         row.software = status.software
         row.last_seen = received
 
-    def _set_status(self, session: Session, row: DeviceRow, status: str, changes: Changes) -> None:
-        """Change a device's health and keep the change in its history."""
-        if row.status != status:
-            session.add(DeviceHealthRow(device_id=row.id, time=self.clock(), status=status))
-        row.status = status
+    def _set_status(self, session: Session, row: DeviceRow, status: str, changes: Changes, reason: str | None = None) -> None:
+        """Change a device's health (and why it is offline) and keep the change in its history."""
+        if row.status != status or row.reason != reason:
+            session.add(DeviceHealthRow(device_id=row.id, time=self.clock(), status=status, reason=reason))
+        row.status, row.reason = status, reason
         changes.devices[row.id] = row
 
     def _apply_event(

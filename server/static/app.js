@@ -7,7 +7,7 @@
  *                                state_since: ISO-8601|null, seat_state: occupied|vacant|null,
  *                                occupant, paused, pause_reason, camera_device,
  *                                camera_status: online|offline|stale|never_seen}]
- *   GET /api/devices        -> [{id, kind, windows: [window ids], status, boot, last_seen}]
+ *   GET /api/devices        -> [{id, kind, windows: [window ids], status, reason: why offline|null, boot, last_seen}]
  *   GET /api/stats          -> {accepted, duplicates, rejected, historical}
  *   GET /api/events?limit=50 -> newest first [{msg_id, device_id, type, event_time,
  *                                historical, window_id, summary}]
@@ -116,6 +116,7 @@
       "devices.lastSeen": "最后上报",
       "devices.never": "从未上报",
       "devices.boot": "启动 #",
+      "devices.fault": "故障",
       "kind.face_terminal": "人脸考勤机",
       "kind.window_camera": "窗口摄像头",
       "kind.evaluator": "评价器",
@@ -256,6 +257,7 @@
       "devices.lastSeen": "Last seen",
       "devices.never": "never seen",
       "devices.boot": "boot #",
+      "devices.fault": "Fault",
       "kind.face_terminal": "Face terminal",
       "kind.window_camera": "Window camera",
       "kind.evaluator": "Evaluator",
@@ -793,6 +795,9 @@
       meta.push(d.last_seen ? t("devices.lastSeen") + " " + shortTime(d.last_seen) : t("devices.never"));
       if (d.boot !== null && d.boot !== undefined) meta.push(t("devices.boot") + d.boot);
       li.appendChild(el("div", "device-meta", meta.join(" · ")));
+      if (d.reason && status !== "online") {
+        li.appendChild(el("div", "device-fault", t("devices.fault") + t("colon") + d.reason));
+      }
       list.appendChild(li);
     });
     $("devices-empty").hidden = ids.length > 0;
