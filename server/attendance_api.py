@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from server.attendance_service import AttendanceService, makeup_json, month_json

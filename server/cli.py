@@ -343,7 +343,7 @@ def device_add(
     secret.touch(mode=0o600)
     secret.write_text(password + "\n", encoding="utf-8")
     console.print(f"device {device_id} registered; password in {secret} (copy it to the device, then delete it here)")
-    console.print(f"reload the broker to apply: [bold]pkill -HUP mosquitto[/]")
+    console.print("reload the broker to apply: [bold]pkill -HUP mosquitto[/]")
 
 
 @attendance_app.command("sheet")

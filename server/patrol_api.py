@@ -22,15 +22,12 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy.engine import Engine
 
-from broker.timeutil import HALL_TZ, Clock, hall_iso
-from server.hall import HallConfig
+from broker.timeutil import HALL_TZ, hall_iso
 from server.patrol_store import Conflict, NotFound, PatrolService, RoundView
 from server.rules import patrol as rules
-from server.rules.calendar import CalendarGapError, WorkCalendar
+from server.rules.calendar import CalendarGapError
 from server.rules.patrol import Bulletin, BulletinItem, ChecklistEntry, Finding, PatrolRound, TransitionError
-from server.rules.policy import Policy
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 BULLETIN_COLUMNS = ("序号", "窗口", "部门", "时间", "问题类别", "情况描述", "依据", "状态", "异议/处理")
