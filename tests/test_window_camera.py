@@ -348,3 +348,25 @@ def test_a_camera_whose_recording_ends_makes_its_window_unknown_and_the_server_s
         finally:
             runtime.stop()
             server.should_exit = True
+
+
+def test_frames_of_another_size_stop_the_camera_with_a_fault_instead_of_guessing(first_visit: list[tuple[float, np.ndarray]], tmp_path: Path) -> None:
+    from vision.camera import Camera
+    from vision.seat_camera import run
+
+    video = tmp_path / "other.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for _, frame in first_visit[:20]:
+        writer.write(cv2.resize(frame, (640, 480)))
+    writer.release()
+    published = Published()
+    camera = _camera(first_visit, published)  # calibrated at 768×432
+    faults: list[str] = []
+    stop = threading.Event()
+    worker = threading.Thread(target=run, args=(camera, Camera(str(video), fps=5), stop, lambda: T0, faults.append))
+    worker.start()
+    wait_for(lambda: faults, 15, "the mismatch to be reported")
+    stop.set()
+    worker.join(10)
+    assert faults == ["frames are 640×480, the reference 768×432: recalibrate (hallwatch camera calibrate)"]
+    assert published.events == [], "nothing published from a picture that does not fit"

@@ -122,6 +122,10 @@ def load_reference(path: Path) -> Frame:
     return image
 
 
+class CalibrationMismatch(ValueError):
+    """The camera's frames no longer fit its reference (another camera, or another resolution)."""
+
+
 class WindowCamera:
     """Decides what to publish from frames (one thread calls :meth:`on_frame`; commands may come from another)."""
 
@@ -152,6 +156,9 @@ class WindowCamera:
 
     def on_frame(self, frame: Frame, at: datetime) -> list[Change]:
         """Look at one frame taken at ``at`` (hall time); what changed."""
+        if (frame.shape[1], frame.shape[0]) != self.monitor.size:
+            size = self.monitor.size
+            raise CalibrationMismatch(f"frames are {frame.shape[1]}×{frame.shape[0]}, the reference {size[0]}×{size[1]}: recalibrate (hallwatch camera calibrate)")
         t = at.timestamp()
         with self._lock:
             self._seeing = True
@@ -247,11 +254,25 @@ def _all_faces(frame: Frame) -> list[tuple[int, int, int, int]]:
     return [box for box, _, _ in find_faces(from_bgr(frame), FaceSettings(upsample=1, max_side=max(frame.shape[:2])))]
 
 
-def run(camera_logic: WindowCamera, camera: Camera, stop: threading.Event, clock: Callable[[], datetime]) -> None:
-    """Feed the camera's frames at ``camera.period`` until ``stop`` (a recording plays in real time)."""
+def run(
+    camera_logic: WindowCamera, camera: Camera, stop: threading.Event, clock: Callable[[], datetime], on_mismatch: Callable[[str], None]
+) -> None:
+    """Feed the camera's frames at ``camera.period`` until ``stop`` (a recording plays in real time).
+
+    Frames that do not fit the reference stop the work (``on_mismatch`` says
+    why) until the agent is restarted after a new calibration: guessing on a
+    picture of another scene would be worse than saying nothing.
+    """
     for frame in camera.frames(stop):
         started = time.monotonic()
-        camera_logic.on_frame(frame, clock())
+        try:
+            camera_logic.on_frame(frame, clock())
+        except CalibrationMismatch as exc:
+            camera_logic.lost()
+            on_mismatch(str(exc))
+            log.error("window camera stopped: %s", exc)
+            stop.wait()
+            return
         stop.wait(max(0.0, camera.period - (time.monotonic() - started)))
 
 
@@ -302,7 +323,7 @@ def window_camera_source(**options: object) -> Callable[[AgentRuntime, threading
 
         camera = Camera(settings.camera, fps=settings.fps, frozen_s=settings.frozen_s, on_lost=lost, on_back=lambda: runtime.set_fault(None))
         try:
-            run(logic, camera, stop, runtime.clock)
+            run(logic, camera, stop, runtime.clock, lambda reason: runtime.set_fault(f"需要重新标定 {reason}"))
         finally:
             if sync is not None:
                 sync.stop()
