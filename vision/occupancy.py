@@ -19,6 +19,12 @@ when the lights change.  So four signals are combined per seat region:
   for ``still_s`` and shows no face is an object, not a person; after
   ``absorb_s`` it becomes part of the reference (the coat is now "the chair").
 
+The customer areas (the counter front, where customers stand and lean in)
+are cut out of every seat region, and a face centred in one is not the
+clerk's: the camera looks over the customers' heads, and a seat polygon
+drawn down to the desk would otherwise take a customer's head moving in
+front of a coat on the chair for the clerk.
+
 A person is *seen* when a face is in the region, or the region is changed
 and moved within ``still_s``.  Hysteresis turns sightings into a state:
 occupied after ``occupied_after_s`` of sightings, vacant after
@@ -190,7 +196,9 @@ class OccupancyMonitor:
         self.grid = (ref.shape[0] // b, ref.shape[1] // b)
         h, w = self.grid[0] * b, self.grid[1] * b
         self._shape = (h, w)
-        self._tracks = [self._track(r, (h, w)) for r in regions]
+        self._customer = tuple(customer)
+        self._customer_mask = _mask((h, w), self._customer, self.scale)
+        self._tracks = [self._track(r) for r in regions]
         outside = _mask((h, w), [r.polygon for r in regions] + list(customer), self.scale)
         self._background = cv2.resize(outside, (self.grid[1], self.grid[0]), interpolation=cv2.INTER_AREA) < 64
         ys, xs = np.mgrid[0 : self.grid[0], 0 : self.grid[1]]
@@ -208,10 +216,10 @@ class OccupancyMonitor:
         grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         return cv2.GaussianBlur(grey, (5, 5), 0).astype(np.float32)
 
-    def _track(self, region: SeatRegion, shape: tuple[int, int]) -> _Track:
-        pixels = _mask(shape, [region.polygon], self.scale)
+    def _track(self, region: SeatRegion) -> _Track:
+        pixels = cv2.bitwise_and(_mask(self._shape, [region.polygon], self.scale), cv2.bitwise_not(self._customer_mask))
         if not pixels.any():
-            raise ValueError(f"seat {region.window_id}/{region.seat}: the polygon covers no pixel of the frame")
+            raise ValueError(f"seat {region.window_id}/{region.seat}: the polygon covers no pixel of the frame outside the customer areas")
         blocks = cv2.resize(pixels, (self.grid[1], self.grid[0]), interpolation=cv2.INTER_AREA) >= 128
         if not blocks.any():
             raise ValueError(f"seat {region.window_id}/{region.seat}: the polygon is smaller than one {self.settings.block_px} px block")
@@ -236,7 +244,7 @@ class OccupancyMonitor:
 
     def reset(self) -> None:
         """Forget what was seen (the camera was lost): every seat is undecided again."""
-        self._tracks = [self._track(t.region, self._shape) for t in self._tracks]
+        self._tracks = [self._track(t.region) for t in self._tracks]
         self._previous = self._changed = self._compared_at = None
 
     def update(self, frame: Frame, t: float) -> list[Change]:
@@ -318,7 +326,8 @@ class OccupancyMonitor:
         y0, x0 = max(0, y0 - pad_y), max(0, x0 - pad_x)
         crop = frame[y0 : y1 + pad_y, x0 : x1 + pad_x]
         for top, right, bottom, left in self._face_finder(np.ascontiguousarray(crop)):
-            if inside(track.region.polygon, x0 + (left + right) / 2, y0 + (top + bottom) / 2):
+            x, y = x0 + (left + right) / 2, y0 + (top + bottom) / 2
+            if inside(track.region.polygon, x, y) and not any(inside(c, x, y) for c in self._customer):
                 return True
         return False
 
