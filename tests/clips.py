@@ -436,3 +436,15 @@ def coat_left(faces_dir: Path = TESTDATA / "faces") -> Clip:
 def customers_only(faces_dir: Path = TESTDATA / "faces") -> Clip:
     """The seat empty for 40 s while a queue of customers leans over the counter."""
     return _clip("customers", 40.0, (), faces_dir, passes=crowd(0.5, 38.0), seed=6)
+
+
+def who_sits(faces_dir: Path = TESTDATA / "faces") -> Clip:
+    """Three stays, each followed by 22 s of empty seat: the clerk (Dorsey) 2–30 s facing the screen;
+    a stranger (Obama, whom the identity tests leave out of the gallery) 52–80 s; the clerk again
+    102–130 s, looking down at the desk from the moment he sits; ends at 150 s."""
+    visits = (
+        Visit("dorsey", 2.0, 30.0),
+        Visit("obama", 52.0, 80.0),
+        Visit("dorsey", 102.0, 130.0, down=((103.0, 130.0),)),
+    )
+    return _clip("who-sits", 150.0, visits, faces_dir, seed=7)

@@ -11,14 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
-from frames import terminal_frame
+from frames import enrolled_gallery, terminal_frame
 
 from broker.protocol import PunchBody
 from broker.timeutil import HALL_TZ
-from vision.calibration import calibrate
 from vision.faces import FaceSettings, Face, load_image, one_face
-from vision.gallery import Person, TerminalGallery, hash_pin
-from vision.identify import Gallery
+from vision.gallery import TerminalGallery, hash_pin
 from vision.liveness import Challenge, LivenessSettings
 from vision.camera import Camera
 from vision.terminal import FaceTerminal, Feedback, TerminalSettings, run
@@ -30,20 +28,11 @@ PROBE = "known/nuaa_0003/0003_01_00_01_490.jpg"  # never enrolled: the terminal 
 
 @pytest.fixture(scope="module")
 def gallery(faces_dir: Path) -> TerminalGallery:
-    templates: dict[str, list[np.ndarray]] = {}
-    for folder in sorted((faces_dir / "known").iterdir()):
-        for path in sorted(folder.iterdir()):
-            if f"known/{folder.name}/{path.name}" == PROBE:
-                continue
-            face = one_face(load_image(path), SETTINGS)
-            assert isinstance(face, Face)
-            templates.setdefault(folder.name, []).append(face.encoding)
-    cal = calibrate(Gallery(templates))
-    people = tuple(
-        Person(p, f"职员{p[-1]}", p[-4:] if p.startswith("nuaa") else None, hash_pin("2468") if p == "nuaa_0003" else None, np.asarray(e, dtype=np.float32))
-        for p, e in sorted(templates.items())
+    return enrolled_gallery(
+        faces_dir,
+        leave_out=lambda photo: photo == PROBE,
+        extra=lambda p: {"name": f"职员{p[-1]}", "staff_no": p[-4:] if p.startswith("nuaa") else None, "pin_hash": hash_pin("2468") if p == "nuaa_0003" else None},
     )
-    return TerminalGallery(7, cal.thresholds, people, cal.verify_only)
 
 
 def _portrait(path: Path) -> np.ndarray:

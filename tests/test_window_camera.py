@@ -370,3 +370,33 @@ def test_frames_of_another_size_stop_the_camera_with_a_fault_instead_of_guessing
     worker.join(10)
     assert faults == ["frames are 640×480, the reference 768×432: recalibrate (hallwatch camera calibrate)"]
     assert published.events == [], "nothing published from a picture that does not fit"
+
+
+# --------------------------------------------------------------------------
+# Seated identity, on a composed clip with real faces
+# --------------------------------------------------------------------------
+
+
+def test_the_seated_person_is_named_a_stranger_is_unknown_and_a_hidden_face_names_nobody(faces_dir: Path) -> None:
+    from clips import SEAT, who_sits
+    from frames import enrolled_gallery
+
+    from vision.faces import FaceSettings
+    from vision.occupancy import hog_faces
+    from vision.seat_identity import SeatIdentity
+
+    clip = who_sits(faces_dir)
+    gallery = enrolled_gallery(faces_dir, leave_out=lambda photo: photo.startswith("known/obama/") or photo == "known/jack_dorsey/jack_dorsey_17.jpg")
+    identity = SeatIdentity(FaceSettings(upsample=0, min_face_px=60), every_s=180.0, window_s=10.0)
+    identity.set_gallery(gallery)
+    monitor = OccupancyMonitor([SeatRegion("w01", "main", SEAT)], clip.reference, face_finder=hog_faces())
+    published = Published()
+    camera = WindowCamera(monitor, published.emit, heartbeat_s=600.0, identity=identity)
+    for t, frame in clip.frames():
+        camera.on_frame(frame, T0 + timedelta(seconds=t))
+    seats = [(b.state, b.occupant, round((at - T0).total_seconds())) for b, at in published.events if isinstance(b, SeatBody)]
+    named = [(who, at) for state, who, at in seats if who is not None]
+    assert [who for who, _ in named] == ["jack_dorsey", "unknown"], seats
+    assert 4 <= named[0][1] <= 15 and 54 <= named[1][1] <= 67, "named within the look at arrival (up to 10 s)"
+    assert [s for s, _, _ in seats] == ["occupied", "occupied", "vacant", "occupied", "occupied", "vacant", "occupied", "vacant"], "the clerk from 2 s: no vacancy decided before"
+    assert all(who is None for state, who, at in seats if at >= 100), "looking down the whole stay: not visible, nobody is named"
