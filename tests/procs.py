@@ -1,19 +1,25 @@
 """Run HallWatch's own commands as real processes for end-to-end tests.
 
 Processes (not threads) so a test can SIGKILL the server or the agents
-exactly as a power cut or an OOM kill would.
+exactly as a power cut or an OOM kill would.  :class:`AppServer` runs an
+app on a real uvicorn in a thread, for tests that need the server's clock
+or a single router.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,3 +93,26 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):  # ty
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class AppServer:
+    """An ASGI app on a real uvicorn, in a thread, on ``port`` (a free one by default)."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        if port is None:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, name=f"http-{port}", daemon=True)
+
+    def start(self) -> AppServer:
+        self.thread.start()
+        wait_for(lambda: self.server.started, 30, "uvicorn to listen")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

@@ -21,7 +21,6 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -39,14 +38,9 @@ from server.validation import KnownDevice
 from vision.evidence import jpeg, redact
 from vision.faces import FaceSettings, find_faces, from_bgr
 
-try:  # pytest puts tests/ on sys.path (no tests/__init__.py)
-    from frames import GREY, terminal_frame
-    from mosquitto_proc import free_port
-    from procs import wait_for
-except ImportError:  # tests/ became a package
-    from tests.frames import GREY, terminal_frame
-    from tests.mosquitto_proc import free_port
-    from tests.procs import wait_for
+from frames import GREY, terminal_frame
+from mosquitto_proc import free_port
+from procs import AppServer, wait_for
 
 HALL = "demo"
 TOKEN = b"evidence-admin-token-0123456789"
@@ -434,32 +428,18 @@ def test_a_snapshot_request_is_refused_for_an_unknown_window_or_without_the_toke
 # --------------------------------------------------------------------------
 
 
-class HttpServer:
-    """The evidence router on a real uvicorn, in a thread, on ``port``."""
-
-    def __init__(self, store: EvidenceStore, passwd: Path, port: int) -> None:
-        app = FastAPI()
-        app.include_router(evidence_router(store, HALL, lambda: REGISTRY, passwd, TOKEN, Sink()))
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, name="evidence-http", daemon=True)
-
-    def start(self) -> HttpServer:
-        self.thread.start()
-        wait_for(lambda: self.server.started, 10, "uvicorn to listen")
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+def HttpServer(store: EvidenceStore, passwd: Path, port: int) -> AppServer:
+    """The evidence router on a real uvicorn."""
+    app = FastAPI()
+    app.include_router(evidence_router(store, HALL, lambda: REGISTRY, passwd, TOKEN, Sink()))
+    return AppServer(app, port)
 
 
 @dataclass
 class Camera:
     spool: EvidenceSpool
     server_store: EvidenceStore
-    http: HttpServer
+    http: AppServer
     password_file: Path
 
     def received(self) -> list[str]:

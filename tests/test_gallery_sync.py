@@ -21,7 +21,6 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -50,12 +49,8 @@ from vision.gallery_seal import (
     write_private_files,
 )
 
-try:  # pytest puts tests/ on sys.path (no tests/__init__.py)
-    from mosquitto_proc import free_port, start_mosquitto
-    from procs import wait_for
-except ImportError:  # tests/ became a package
-    from tests.mosquitto_proc import free_port, start_mosquitto
-    from tests.procs import wait_for
+from mosquitto_proc import free_port, start_mosquitto
+from procs import AppServer, wait_for
 
 HALL = "demo"
 V1 = b"gallery v1: persons c01, c02 and their templates"
@@ -331,25 +326,11 @@ def test_without_a_passwd_file_the_download_is_open(keys: Keys, tmp_path: Path) 
 # --------------------------------------------------------------------------
 
 
-class HttpServer:
-    """The gallery router on a real uvicorn, in a thread, on ``port``."""
-
-    def __init__(self, publisher: GalleryPublisher, passwd: Path | None, port: int | None = None) -> None:
-        app = FastAPI()
-        app.include_router(gallery_router(publisher, passwd))
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, name="gallery-http", daemon=True)
-
-    def start(self) -> HttpServer:
-        self.thread.start()
-        wait_for(lambda: self.server.started, 10, "uvicorn to listen")
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+def HttpServer(publisher: GalleryPublisher, passwd: Path | None, port: int | None = None) -> AppServer:
+    """The gallery router on a real uvicorn."""
+    app = FastAPI()
+    app.include_router(gallery_router(publisher, passwd))
+    return AppServer(app, port)
 
 
 class ServerSide:

@@ -14,9 +14,8 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from mosquitto_proc import free_port, start_mosquitto
-from procs import ROOT, wait_for
+from procs import ROOT, AppServer, wait_for
 
 from agent.config import load_agent_settings
 from agent.runtime import AgentRuntime
@@ -295,9 +294,7 @@ def test_a_camera_whose_recording_ends_makes_its_window_unknown_and_the_server_s
             passwd_file=auth.passwd_path,
             admin_token_file=token,
         )
-        server = uvicorn.Server(uvicorn.Config(create_app(settings, load_hall(settings.hall_file), clock), host="127.0.0.1", port=port, log_level="warning"))
-        threading.Thread(target=server.run, daemon=True).start()
-        wait_for(lambda: server.started, 30, "the server to listen")
+        server = AppServer(create_app(settings, load_hall(settings.hall_file), clock), port).start()
         agent_file = _agent_file(
             tmp_path,
             video,
@@ -347,7 +344,7 @@ def test_a_camera_whose_recording_ends_makes_its_window_unknown_and_the_server_s
             assert list((tmp_path / "spool").iterdir()) == [], "nothing left waiting on the camera"
         finally:
             runtime.stop()
-            server.should_exit = True
+            server.stop()
 
 
 def test_frames_of_another_size_stop_the_camera_with_a_fault_instead_of_guessing(first_visit: list[tuple[float, np.ndarray]], tmp_path: Path) -> None:
