@@ -397,3 +397,19 @@ def test_the_seated_person_is_named_a_stranger_is_unknown_and_a_hidden_face_name
     assert 4 <= named[0][1] <= 15 and 54 <= named[1][1] <= 67, "named within the look at arrival (up to 10 s)"
     assert [s for s, _, _ in seats] == ["occupied", "occupied", "vacant", "occupied", "occupied", "vacant", "occupied", "vacant"], "the clerk from 2 s: no vacancy decided before"
     assert all(who is None for state, who, at in seats if at >= 100), "looking down the whole stay: not visible, nobody is named"
+
+
+def test_a_live_stream_faster_than_fps_is_thinned_not_queued(tmp_path: Path) -> None:
+    """A stream delivering faster than ``fps`` (here a recording read as if live, as fast as it decodes)
+    hands on about ``fps`` frames a second: the rest are grabbed and dropped, never queued."""
+    from vision.camera import Camera
+
+    video = _recording(tmp_path / "fast.avi", 0, 300)
+    stop = threading.Event()
+    camera = Camera(str(video), fps=5, on_lost=lambda reason: stop.set())
+    camera.is_file = False  # read it the way a live camera is read
+    handed, started = 0, time.monotonic()
+    for _ in camera.frames(stop):
+        handed += 1
+    elapsed = time.monotonic() - started
+    assert 1 <= handed <= 2 + elapsed * 5, f"{handed} frames handed on in {elapsed:.2f} s of a 301-frame stream"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import cv2
@@ -38,8 +39,10 @@ class Camera:
     ) -> None:
         self.spec = int(spec) if isinstance(spec, str) and spec.isdigit() else spec
         self.is_file = isinstance(self.spec, str) and "://" not in self.spec
-        """A recording is read as fast as it decodes, keeping every n-th frame to match ``fps``;
-        a live camera is read as it delivers and the caller paces itself."""
+        """A recording is read as fast as it decodes, keeping every n-th frame to match ``fps``.
+        A live camera is read as it delivers, and only about ``fps`` frames a second are
+        converted and handed on: the rest are grabbed and dropped, so a stream faster than
+        ``fps`` never queues up behind the caller (the picture would lag further and further)."""
         self.period = 1.0 / fps
         self.backoff = backoff
         self.frozen_frames = max(2, round(frozen_s * fps))
@@ -56,15 +59,19 @@ class Camera:
             try:
                 source_fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
                 step = max(1, round(source_fps * self.period)) if self.is_file and source_fps else 1
-                index, same, last = 0, 0, None
+                index, same, last, due = 0, 0, None, time.monotonic()
                 while capture.isOpened() and not stop.is_set():
-                    ok, frame = capture.read()
-                    if not ok or frame is None:
+                    if not capture.grab():
                         reason = "ended" if got_any else "cannot read"
                         break
                     index += 1
-                    if (index - 1) % step:
+                    if (index - 1) % step or (not self.is_file and time.monotonic() < due):
                         continue
+                    due = max(due + self.period, time.monotonic() - self.period)
+                    ok, frame = capture.retrieve()
+                    if not ok or frame is None:
+                        reason = "cannot decode"
+                        break
                     thumb = frame[::8, ::8].copy()
                     same = same + 1 if last is not None and np.array_equal(thumb, last) else 0
                     last = thumb

@@ -14,6 +14,7 @@ a bad frame at the terminal should ask for another try, not guess.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -174,13 +175,19 @@ def find_faces(image: Image, settings: FaceSettings) -> list[tuple[tuple[int, in
     return [(box, work, scale) for box in boxes]
 
 
-def one_face(image: Image, settings: FaceSettings, *, largest: bool = False) -> Face | Rejected:
+def one_face(
+    image: Image, settings: FaceSettings, *, largest: bool = False, where: Callable[[tuple[int, int, int, int]], bool] | None = None
+) -> Face | Rejected:
     """The single usable face of a picture (enrolment, terminal frame).
 
     Several faces are a rejection at enrolment (whose face is it?); a terminal
     passes ``largest=True``: the person in front is the nearest one.
+    ``where(box)`` (in the picture's own pixels) keeps only the faces that
+    matter — a window camera's seat — before the costly landmarks and encoding.
     """
     found = find_faces(image, settings)
+    if where is not None:
+        found = [f for f in found if where(tuple(round(v / f[2]) for v in f[0]))]  # type: ignore[arg-type]
     if not found:
         return Rejected("no_face")
     # A face too small to use (a poster, someone far behind) does not make the picture ambiguous.

@@ -257,7 +257,7 @@ def _all_faces(frame: Frame) -> list[tuple[int, int, int, int]]:
 def run(
     camera_logic: WindowCamera, camera: Camera, stop: threading.Event, clock: Callable[[], datetime], on_mismatch: Callable[[str], None]
 ) -> None:
-    """Feed the camera's frames at ``camera.period`` until ``stop`` (a recording plays in real time).
+    """Feed the camera's frames until ``stop``; a recording is played in real time (a live camera paces itself).
 
     Frames that do not fit the reference stop the work (``on_mismatch`` says
     why) until the agent is restarted after a new calibration: guessing on a
@@ -273,7 +273,8 @@ def run(
             log.error("window camera stopped: %s", exc)
             stop.wait()
             return
-        stop.wait(max(0.0, camera.period - (time.monotonic() - started)))
+        if camera.is_file:
+            stop.wait(max(0.0, camera.period - (time.monotonic() - started)))
 
 
 def window_camera_source(**options: object) -> Callable[[AgentRuntime, threading.Event], None]:

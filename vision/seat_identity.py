@@ -107,8 +107,10 @@ def seat_face(frame: Frame, polygon: Polygon, settings: FaceSettings) -> Face | 
     pad_x, pad_y = (x1 - x0) // 4, (y1 - y0) // 4
     x0, y0 = max(0, int(x0 - pad_x)), max(0, int(y0 - pad_y))
     crop = np.ascontiguousarray(frame[y0 : int(y1 + pad_y), x0 : int(x1 + pad_x)])
-    found = one_face(from_bgr(crop), settings, largest=True)
-    if not isinstance(found, Face):
-        return None
-    top, right, bottom, left = found.box
-    return found if inside(polygon, x0 + (left + right) / 2, y0 + (top + bottom) / 2) else None
+
+    def in_seat(box: tuple[int, int, int, int]) -> bool:
+        top, right, bottom, left = box
+        return inside(polygon, x0 + (left + right) / 2, y0 + (top + bottom) / 2)
+
+    found = one_face(from_bgr(crop), settings, largest=True, where=in_seat)  # a neighbour's face is never encoded
+    return found if isinstance(found, Face) else None

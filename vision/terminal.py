@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -295,12 +294,9 @@ class FaceTerminal:
 
 
 def run(terminal: FaceTerminal, camera: Camera, stop: threading.Event, clock: Callable[[], datetime]) -> None:
-    """Feed the camera's frames to the terminal until ``stop`` (the agent source's body)."""
+    """Feed the camera's frames to the terminal until ``stop`` (the agent source's body; the camera paces itself)."""
     for frame in camera.frames(stop):
-        started = time.monotonic()
         terminal.on_frame(frame, clock())
-        if not camera.is_file:
-            stop.wait(max(0.0, camera.period - (time.monotonic() - started)))
 
 
 class FaceTerminalOptions(BaseModel):
