@@ -77,6 +77,7 @@ DROP_CLASS: dict[str, int] = {
     "clerk_login": 1,
     "punch": 2,
     "rating": 2,
+    "ticket": 2,
     "ack": 2,
 }
 NEVER_DROPPED = 2
@@ -134,12 +135,33 @@ class SeatHeartbeatBody(_Model):
 
 
 class RatingBody(_Model):
-    """One rating pressed on an evaluator keypad: 5 = 非常满意 … 1 = 非常不满意."""
+    """One rating pressed on an evaluator keypad: 5 = 非常满意 … 1 = 非常不满意.
+
+    One rating per transaction (一事一评): the queue ticket and, for a batch
+    of cases filed together by one person (批量业务), all their case numbers
+    — the batch is rated once.
+    """
 
     window_id: Ident
     level: int = Field(ge=1, le=5)
     clerk_id: Ident | None = None
     ticket: _text(64) | None = None
+    cases: list[_text(64)] = Field(default_factory=list, max_length=50)
+
+
+class TicketBody(_Model):
+    """The queue-calling system (叫号系统) called a ticket to a window, or the window finished serving it.
+
+    The server learns from it which transactions were served (a rating with
+    no served ticket is suspicious; a finished ticket never rated gets the
+    policy's default rating after its deadline).
+    """
+
+    window_id: Ident
+    ticket: _text(64)
+    state: Literal["called", "finished"]
+    clerk_id: Ident | None = None
+    cases: list[_text(64)] = Field(default_factory=list, max_length=50)
 
 
 class PauseBody(_Model):
@@ -214,6 +236,11 @@ class RatingEvent(_Envelope):
     body: RatingBody
 
 
+class TicketEvent(_Envelope):
+    type: Literal["ticket"] = "ticket"
+    body: TicketBody
+
+
 class PauseEvent(_Envelope):
     type: Literal["pause"] = "pause"
     body: PauseBody
@@ -240,6 +267,7 @@ Event = Annotated[
         SeatEvent,
         SeatHeartbeatEvent,
         RatingEvent,
+        TicketEvent,
         PauseEvent,
         ClerkLoginEvent,
         HeartbeatEvent,
@@ -252,6 +280,7 @@ EVENT_MODELS: dict[str, type[_Envelope]] = {
     "seat": SeatEvent,
     "seat_heartbeat": SeatHeartbeatEvent,
     "rating": RatingEvent,
+    "ticket": TicketEvent,
     "pause": PauseEvent,
     "clerk_login": ClerkLoginEvent,
     "heartbeat": HeartbeatEvent,
@@ -262,6 +291,7 @@ Body = Union[
     SeatBody,
     SeatHeartbeatBody,
     RatingBody,
+    TicketBody,
     PauseBody,
     ClerkLoginBody,
     HeartbeatBody,

@@ -23,7 +23,7 @@ KIND_EVENTS: dict[str, frozenset[str]] = {
     "window_camera": frozenset({"seat", "seat_heartbeat"}),
     "evaluator": frozenset({"rating", "pause", "clerk_login"}),
     "pause_button": frozenset({"pause"}),
-    "queue_gateway": frozenset({"pause", "rating", "clerk_login"}),
+    "queue_gateway": frozenset({"pause", "rating", "clerk_login", "ticket"}),
 }
 COMMON_EVENTS = frozenset({"heartbeat", "ack"})
 

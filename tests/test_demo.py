@@ -55,7 +55,7 @@ def test_demo_page_answers_and_windows_change_state(tmp_path: Path) -> None:
         acked = httpx.post(f"{base}/api/alerts/{alert['id']}/ack", json={"by": "督查科"}).json()
         assert acked["state"] == "acknowledged"
         devices = httpx.get(f"{base}/api/devices").json()
-        assert sum(d["status"] == "online" for d in devices) == 17
+        assert sum(d["status"] == "online" for d in devices) == 18
         wait_for(lambda: httpx.get(f"{base}/api/stats").json()["accepted"] > 50, 30, "events stored")
     finally:
         demo.terminate()

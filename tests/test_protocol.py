@@ -37,6 +37,7 @@ from broker.protocol import (
     ProtocolError,
     PunchBody,
     RatingBody,
+    TicketBody,
     SeatBody,
     SeatHeartbeatBody,
     ServerStatus,
@@ -58,7 +59,8 @@ BODIES: dict[str, BaseModel] = {
     "punch": PunchBody(person_id="c01", method="face", distance=0.31, margin=0.22, liveness=0.98, quality=0.87),
     "seat": SeatBody(window_id="w01", seat="main", state="occupied", confidence=0.97, occupant="c01", snapshot_id="s-1"),
     "seat_heartbeat": SeatHeartbeatBody(window_id="w01", state="vacant", confidence=0.9),
-    "rating": RatingBody(window_id="w01", level=5, clerk_id="c01", ticket="A023"),
+    "rating": RatingBody(window_id="w01", level=5, clerk_id="c01", ticket="A023", cases=["330802-2025-000481"]),
+    "ticket": TicketBody(window_id="w01", ticket="A023", state="finished", clerk_id="c01"),
     "pause": PauseBody(window_id="w01", paused=True, source="evaluator", reason="午间交接"),
     "clerk_login": ClerkLoginBody(window_id="w01", clerk_id=None),
     "heartbeat": HeartbeatBody(uptime_s=12.5, outbox_pending=3, dropped_heartbeats=0, dropped_states=1),
@@ -564,7 +566,7 @@ def test_models_are_frozen() -> None:
 
 def test_every_event_type_has_a_drop_class() -> None:
     assert set(DROP_CLASS) == set(EVENT_MODELS)
-    assert {t for t, c in DROP_CLASS.items() if c == NEVER_DROPPED} == {"punch", "rating", "ack"}
+    assert {t for t, c in DROP_CLASS.items() if c == NEVER_DROPPED} == {"punch", "rating", "ticket", "ack"}
     assert max(DROP_CLASS.values()) == NEVER_DROPPED
 
 

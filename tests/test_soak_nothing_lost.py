@@ -83,7 +83,7 @@ def test_broker_outage_and_kills_lose_and_double_nothing(tmp_path: Path) -> None
             server.terminate()
 
     produced = _produced(tmp_path / "devices")
-    assert len({device for device, _ in produced}) == 17
+    assert len({device for device, _ in produced}) == 18
     assert {boot for _, boot in produced} == {1, 2}, "the killed agents restarted with a new boot"
 
     with sqlite3.connect(db_path) as db:
@@ -97,7 +97,7 @@ def test_broker_outage_and_kills_lose_and_double_nothing(tmp_path: Path) -> None
     # Held-back events are historical: anything sent more than 120 s of hall
     # time (2 s of real time at 60×) after it happened was held back.
     held_back = [r for r in rows if (datetime.fromisoformat(r[3]) - datetime.fromisoformat(r[2])).total_seconds() > 120]
-    assert len(held_back) > 17 * OUTAGE_S // 2, "the outage held events back"
+    assert len(held_back) > 18 * OUTAGE_S // 2, "the outage held events back"
     assert all(r[1] for r in held_back), "every held-back event is marked historical"
     kinds = {r[0] for r in rows}
     assert {"punch", "seat", "heartbeat", "seat_heartbeat"} <= kinds

@@ -158,7 +158,7 @@ def device(engine, device_id: str) -> DeviceRow:
 
 def test_seed_registers_the_hall(store, engine):
     registry = store.registry()
-    assert len(registry) == 17
+    assert len(registry) == 18
     assert registry["cam-01"].kind == "window_camera"
     assert registry["cam-01"].windows == frozenset({"w01", "w02", "w03"})
     assert registry["ft-01"].windows == frozenset()
@@ -201,7 +201,7 @@ def test_an_event_is_stored_once(dev, engine):
     assert row.msg_id == str(item.checked.msg_id)
     assert (row.hall_id, row.device_id, row.boot, row.seq) == (HALL_ID, "ev-01", 1, 1)
     assert (row.type, row.window_id, row.historical) == ("rating", "w01", False)
-    assert row.body == {"window_id": "w01", "level": 4, "clerk_id": None, "ticket": None}
+    assert row.body == {"window_id": "w01", "level": 4, "clerk_id": None, "ticket": None, "cases": []}
     assert row.event_time == T0
     assert row.received_time == T0 + timedelta(seconds=2)
     assert rejections(engine) == []
@@ -575,7 +575,7 @@ def test_migrate_twice_is_harmless(dev, engine, store):
         assert conn.execute(select(func.count()).select_from(EventRow)).scalar() == 1
     assert set(inspect(engine).get_table_names()) >= {"devices", "windows", "events", "rejections", "alembic_version"}
     assert state(engine, "w01") == "staffed"
-    assert len(store.registry()) == 17
+    assert len(store.registry()) == 18
 
 
 def _is_utc(value: datetime | None) -> bool:
