@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
 from broker.config_file import ConfigError
@@ -25,20 +25,22 @@ SourceFactory = Callable[..., Source]
 GROUP = "hallwatch.sources"
 
 
-def available() -> dict[str, SourceFactory]:
-    """Every installed source factory by name."""
-    return {ep.name: ep.load() for ep in entry_points(group=GROUP)}
+def available() -> dict[str, EntryPoint]:
+    """Every installed source by name, not loaded: an agent imports only the sources it runs
+    (a keypad agent needs neither OpenCV nor dlib)."""
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
 def load_sources(settings: AgentSettings) -> list[Source]:
     """Build the sources an agent file lists; an unknown kind or bad option is a ConfigError."""
-    factories = available()
+    installed = available()
     sources = []
     for index, spec in enumerate(settings.sources):
-        factory = factories.get(spec.kind)
-        if factory is None:
-            known = ", ".join(sorted(factories)) or "none installed"
+        entry = installed.get(spec.kind)
+        if entry is None:
+            known = ", ".join(sorted(installed)) or "none installed"
             raise ConfigError(f"sources[{index}].kind: unknown source {spec.kind!r} (available: {known})")
+        factory: SourceFactory = entry.load()
         options: dict[str, Any] = settings.source_options(index)
         try:
             sources.append(factory(**options))
