@@ -104,11 +104,11 @@ class AgentRuntime:
         self.commands: dict[str, CommandHandler] = {"ping": lambda args: "pong"}
         self.config_listeners: list[Callable[[DeviceConfig], None]] = []
         self.gallery_listeners: list[Callable[[GalleryNotice], None]] = []
-        self._fault: str | None = None
+        """Called with each gallery notice (face terminals, window cameras), on the network
+        thread: hand the work off, never block (agent.gallery_sync does)."""
+        self._faults: dict[str, str] = {}
         self.last_gallery_notice: GalleryNotice | None = None
         """The newest notice seen, for a listener that starts after it arrived (retained)."""
-        """Called with each gallery notice (face terminals), on the network
-        thread: hand the work off, never block (agent.gallery_sync does)."""
 
     # ------------------------------------------------------------------ API
 
@@ -132,19 +132,29 @@ class AgentRuntime:
 
     @property
     def fault(self) -> str | None:
-        return self._fault
+        """Every current fault, one line (None: the device works)."""
+        with self._lock:
+            return "; ".join(self._faults[part] for part in sorted(self._faults)) or None
 
-    def set_fault(self, reason: str | None) -> None:
-        """The device cannot do its job (its camera is lost): say so in the retained status.
+    def set_fault(self, reason: str | None, *, part: str) -> None:
+        """A part of the device cannot do its job (its camera is lost, its keypad unplugged): say so.
 
-        While a fault is set the device's status is ``offline`` with the
-        reason, at once and at every reconnect, although the connection is
-        up — the server then treats its windows as unknown (a device fault),
-        never as vacant.  ``None`` clears it (status ``online`` again).
+        While any part has a fault the device's retained status is
+        ``offline`` with the reasons, at once and at every reconnect,
+        although the connection is up — the server then treats its windows
+        as unknown (a device fault), never as vacant.  Each ``part`` (a
+        source) sets and clears its own fault, so one source coming back
+        never hides another's; ``None`` clears it.  The reason is cut to
+        what a status carries (one line, 200 characters in all).
         """
-        if reason == self._fault:
-            return
-        self._fault = reason
+        with self._lock:
+            before = dict(self._faults)
+            if reason is None:
+                self._faults.pop(part, None)
+            else:
+                self._faults[part] = " ".join(reason.split())[:200] or "fault"
+            if self._faults == before:
+                return
         link = self._link
         if link is not None and link.connected:
             link.client.publish(self._status_topic, encode(self._birth()), qos=1, retain=True)
@@ -211,7 +221,8 @@ class AgentRuntime:
         )
 
     def _birth(self) -> DeviceStatus:
-        return self._status("offline", self._fault) if self._fault else self._status("online")
+        fault = self.fault
+        return self._status("offline", fault[:200]) if fault else self._status("online")
 
     def _connection_loop(self) -> None:
         delay = self.settings.reconnect_min_s

@@ -64,7 +64,7 @@ HallTime = Annotated[AwareDatetime, AfterValidator(_plausible)]
 """A timestamp with its UTC offset, in a plausible range (a zeroed device clock is rejected)."""
 
 EventType = Literal[
-    "punch", "seat", "seat_heartbeat", "rating", "pause", "clerk_login", "heartbeat", "ack"
+    "punch", "seat", "seat_heartbeat", "rating", "ticket", "pause", "clerk_login", "heartbeat", "ack"
 ]
 
 # Outbox drop classes: when the outbox is full, class 0 goes first, then

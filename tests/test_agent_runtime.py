@@ -138,6 +138,28 @@ def test_graceful_stop_says_offline(tmp_path: Path, broker) -> None:
     watcher.close()
 
 
+def test_each_part_reports_its_own_fault_and_one_coming_back_never_hides_another(tmp_path: Path, broker) -> None:
+    watcher = Watcher(broker.port)
+    runtime = AgentRuntime(_settings(tmp_path, broker.port))
+    runtime.start()
+    try:
+        wait_for(lambda: [s for s in watcher.statuses("ft-01") if s["state"] == "online"], 10, "birth")
+        runtime.set_fault("摄像头无画面 camera lost: cannot read", part="camera")
+        runtime.set_fault("评价器未连接 keypad\ndisconnected " + "x" * 300, part="keypad")
+        both = wait_for(lambda: [s for s in watcher.statuses("ft-01") if s["reason"] and "keypad" in s["reason"]], 10, "both faults")[-1]
+        assert both["state"] == "offline" and both["reason"].startswith("摄像头无画面 camera lost: cannot read; 评价器未连接 keypad disconnected x")
+        assert len(both["reason"]) == 200, "cut to what a status carries, on one line"
+        runtime.set_fault(None, part="camera")
+        keypad = wait_for(lambda: [s for s in watcher.statuses("ft-01") if s["reason"] and "camera" not in s["reason"]], 10, "the camera back")[-1]
+        assert keypad["state"] == "offline" and keypad["reason"].startswith("评价器未连接"), "the keypad is still out"
+        runtime.set_fault(None, part="keypad")
+        wait_for(lambda: watcher.statuses("ft-01")[-1]["state"] == "online", 10, "online once every part works")
+        assert runtime.fault is None
+    finally:
+        runtime.stop()
+        watcher.close()
+
+
 def test_killed_agent_leaves_its_last_will(tmp_path: Path, broker) -> None:
     config = tmp_path / "agent.toml"
     config.write_text(

@@ -295,7 +295,7 @@ def window_camera_source(**options: object) -> Callable[[AgentRuntime, threading
         watched = set(runtime.device.windows)
         foreign = sorted({s.window_id for s in settings.seats} - watched)
         if foreign:
-            runtime.set_fault(f"配置错误 configuration: seats of windows {', '.join(foreign)} not in this device's windows")
+            runtime.set_fault(f"配置错误 configuration: seats of windows {', '.join(foreign)} not in this device's windows", part="camera")
             log.error("window camera: seats of windows %s are not in device.windows %s", foreign, sorted(watched))
             return
         monitor = OccupancyMonitor(settings.regions(), reference, settings.occupancy, customer=customer, face_finder=face_finder)
@@ -320,11 +320,11 @@ def window_camera_source(**options: object) -> Callable[[AgentRuntime, threading
 
         def lost(reason: str) -> None:
             logic.lost()
-            runtime.set_fault(f"摄像头无画面 camera lost: {reason}")
+            runtime.set_fault(f"摄像头无画面 camera lost: {reason}", part="camera")
 
-        camera = Camera(settings.camera, fps=settings.fps, frozen_s=settings.frozen_s, on_lost=lost, on_back=lambda: runtime.set_fault(None))
+        camera = Camera(settings.camera, fps=settings.fps, frozen_s=settings.frozen_s, on_lost=lost, on_back=lambda: runtime.set_fault(None, part="camera"))
         try:
-            run(logic, camera, stop, runtime.clock, lambda reason: runtime.set_fault(f"需要重新标定 {reason}"))
+            run(logic, camera, stop, runtime.clock, lambda reason: runtime.set_fault(f"需要重新标定 {reason}", part="camera"))
         finally:
             if sync is not None:
                 sync.stop()
