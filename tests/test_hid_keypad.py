@@ -9,14 +9,13 @@ docs/evaluators.md.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from evdev import InputEvent, ecodes
+from agent_sources import recorded, running
 from procs import wait_for
 
 from agent.config import AgentSettings
@@ -94,9 +93,6 @@ def runtime(tmp_path: Path) -> Iterator[AgentRuntime]:
     agent.outbox.close()
 
 
-def recorded(runtime: AgentRuntime) -> list[tuple[str, dict[str, Any]]]:
-    return [(p.event.type, p.event.body.model_dump()) for p in runtime.outbox.pending(after_row=0, limit=1000)]
-
 
 def test_held_and_repeated_keys_are_one_rating_each_and_pauses_are_sent_once(runtime: AgentRuntime) -> None:
     keymap = KeyMap({**DEFAULT_KEYS, "KEY_F1": "pause", "KEY_F2": "resume"})
@@ -113,18 +109,6 @@ def test_held_and_repeated_keys_are_one_rating_each_and_pauses_are_sent_once(run
         ("rating", {"window_id": "w02", "level": 5, "clerk_id": None, "ticket": None, "cases": []}),
     ]
 
-
-@contextmanager
-def running(source: Any, runtime: AgentRuntime) -> Iterator[None]:
-    stop = threading.Event()
-    thread = threading.Thread(target=source, args=(runtime, stop), daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(10)
-        assert not thread.is_alive(), "the source did not stop"
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from mosquitto_proc import free_port
+from agent_sources import recorded, running
 from procs import wait_for
 
 from agent.config import AgentSettings
@@ -41,21 +41,6 @@ def token_file(tmp_path: Path, text: str = TOKEN + "\n", mode: int = 0o600) -> P
     return path
 
 
-def recorded(runtime: AgentRuntime) -> list[tuple[str, dict[str, Any]]]:
-    return [(p.event.type, p.event.body.model_dump()) for p in runtime.outbox.pending(after_row=0, limit=1000)]
-
-
-@contextmanager
-def running(source: Any, runtime: AgentRuntime) -> Iterator[None]:
-    stop = threading.Event()
-    thread = threading.Thread(target=source, args=(runtime, stop), daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(10)
-        assert not thread.is_alive(), "the source did not stop"
 
 
 class Gateway:

@@ -14,13 +14,13 @@ import threading
 import time
 import tty
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from agent_sources import recorded, running
 from procs import wait_for
 
 from agent.config import AgentSettings
@@ -316,21 +316,6 @@ def runtime(tmp_path: Path) -> Iterator[AgentRuntime]:
     agent.outbox.close()
 
 
-def recorded(runtime: AgentRuntime) -> list[tuple[str, dict[str, Any]]]:
-    return [(p.event.type, p.event.body.model_dump()) for p in runtime.outbox.pending(after_row=0, limit=10_000)]
-
-
-@contextmanager
-def running(source: Any, runtime: AgentRuntime) -> Iterator[None]:
-    stop = threading.Event()
-    thread = threading.Thread(target=source, args=(runtime, stop), daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(10)
-        assert not thread.is_alive(), "the source did not stop"
 
 
 class Cable:
