@@ -4,6 +4,15 @@ Every event goes through a real :class:`agent.runtime.AgentRuntime` per
 simulated device (its own outbox, boot counter and MQTT connection), so the
 demo and the soak tests exercise exactly the code a hall device runs.
 
+Each citizen served has a queue ticket: the hall's queue gateway (叫号系统)
+calls it to the window and finishes it, with the case numbers handled (some
+citizens file a batch of cases at once, 批量业务), and the citizen rates it on
+the evaluator — most of them; a few leave without rating, so the server's
+default rating has something to do.  Some ratings are bad, so work orders
+open.  At one window (the hall's last) the clerk sometimes presses
+非常满意 on the keypad while away from the seat, with no ticket: the server's
+fraud signals have something to find.
+
 Simulated time runs ``speed`` times faster than the wall clock and wraps to
 the next morning after closing, so a demo always has something to show.
 Behaviour is drawn from a seeded random generator: the same seed gives the
@@ -27,7 +36,7 @@ from pathlib import Path
 
 from agent.config import AgentSettings
 from agent.runtime import AgentRuntime
-from broker.protocol import ClerkLoginBody, PauseBody, PunchBody, RatingBody, SeatBody, SeatHeartbeatBody
+from broker.protocol import ClerkLoginBody, PauseBody, PunchBody, RatingBody, SeatBody, SeatHeartbeatBody, TicketBody
 from broker.timeutil import HALL_TZ
 from server.hall import HallConfig
 
@@ -82,6 +91,9 @@ class _Clerk:
     window: str
     camera: AgentRuntime | None
     evaluator: AgentRuntime | None
+    gateway: AgentRuntime | None
+    prefix: str
+    """The letter of the window's queue tickets (A, B, …)."""
     lunch_duty: bool = False
     seated: bool = False
 
@@ -108,7 +120,6 @@ class SimulatedHall:
         self.is_working_day = is_working_day
         self.hours = hours
         """The hall's sessions: clerks arrive for the first and leave after the last."""
-        self._ticket = itertools.count(1)
         self._queue: list[tuple[datetime, int, Iterator[float]]] = []
         self._order = itertools.count()
         terminals = [d.id for d in hall.devices if d.kind == "face_terminal" and d.id in runtimes]
@@ -119,10 +130,15 @@ class SimulatedHall:
                 window=w.id,
                 camera=self._device_for(w.id, "window_camera"),
                 evaluator=self._device_for(w.id, "evaluator"),
+                gateway=self._device_for(w.id, "queue_gateway"),
+                prefix=chr(ord("A") + index % 26),
                 lunch_duty=w.lunch_duty,
             )
-            for w in hall.windows
+            for index, w in enumerate(hall.windows)
         ]
+        self.ratings_rng = random.Random(f"{seed}-ratings")
+        """Draws for tickets and ratings, apart from ``rng`` so the clerks' day stays what the seed made it."""
+        self.rigged = hall.windows[-1].id
 
     def _device_for(self, window_id: str, kind: str) -> AgentRuntime | None:
         for spec in self.hall.devices:
@@ -205,6 +221,20 @@ class SimulatedHall:
         if clerk.evaluator:
             clerk.evaluator.emit(PauseBody(window_id=clerk.window, paused=paused, source="evaluator", reason=reason))
 
+    def _ticket(self, clerk: _Clerk, ticket: str, state: str, cases: list[str] | None = None) -> None:
+        if clerk.gateway:
+            clerk.gateway.emit(TicketBody(window_id=clerk.window, ticket=ticket, state=state, clerk_id=clerk.id, cases=cases or []))  # type: ignore[arg-type]
+
+    def _serve(self, clerk: _Clerk) -> tuple[str, list[str]]:
+        """Call the next citizen's ticket; returns it and the case numbers the citizen files."""
+        now = self.clock()
+        seconds = (now - datetime.combine(now.date(), dtime.min, HALL_TZ)).total_seconds()
+        ticket = f"{clerk.prefix}{int(seconds):05d}"  # unique per window and day, also after a restart
+        batch = 1 if self.ratings_rng.random() < 0.8 else self.ratings_rng.randint(2, 3)
+        cases = [f"{now:%Y%m%d}-{ticket}-{k}" for k in range(1, batch + 1)]
+        self._ticket(clerk, ticket, "called")
+        return ticket, cases
+
     def _punch(self, clerk: _Clerk) -> None:
         if self.terminal:
             self.terminal.emit(
@@ -230,11 +260,14 @@ class SimulatedHall:
         for session_end, after_break in breaks:
             while self._at(session_end) > 0:
                 roll = rng.random()
-                if roll < 0.65:  # serve a citizen, who then rates
+                if roll < 0.65:  # serve a citizen, who then rates (most do; a batch of cases is rated once)
+                    ticket, cases = self._serve(clerk)
                     yield rng.uniform(120, 600)
+                    self._ticket(clerk, ticket, "finished", cases)
                     if clerk.seated and clerk.evaluator:
                         level = rng.choices([5, 4, 3, 2, 1], weights=[70, 18, 6, 4, 2])[0]
-                        clerk.evaluator.emit(RatingBody(window_id=clerk.window, level=level, clerk_id=clerk.id, ticket=f"A{next(self._ticket):05d}"))
+                        if self.ratings_rng.random() < 0.9:
+                            clerk.evaluator.emit(RatingBody(window_id=clerk.window, level=level, clerk_id=clerk.id, ticket=ticket, cases=cases))
                 elif roll < 0.85:  # pause properly, step away, come back
                     self._pause(clerk, True, rng.choice(["临时离开", "接听电话", "取材料"]))
                     yield 20
@@ -245,7 +278,13 @@ class SimulatedHall:
                     self._pause(clerk, False)
                 else:  # leave the seat without pausing
                     self._seat(clerk, False)
-                    yield rng.uniform(60, 1500)
+                    away = rng.uniform(60, 1500)
+                    if clerk.window == self.rigged and clerk.evaluator and away > 240 and self.ratings_rng.random() < 0.5:
+                        yield away / 2  # …and a "非常满意" is pressed on the keypad meanwhile, for no citizen
+                        clerk.evaluator.emit(RatingBody(window_id=clerk.window, level=5, clerk_id=clerk.id))
+                        yield away / 2
+                    else:
+                        yield away
                     self._seat(clerk, True)
             if after_break is not None and not clerk.lunch_duty:
                 self._pause(clerk, True, "午休")

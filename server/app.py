@@ -35,6 +35,8 @@ from server.gallery_publish import GalleryPublisher, gallery_devices, gallery_ro
 from server.patrol_api import patrol_router
 from server.patrol_store import PatrolService
 from server.policy_files import load_policy
+from server.ratings_api import ratings_router
+from server.ratings_service import RatingsService
 from server.store import Changes, Store
 from server.supervisor import Supervisor
 
@@ -121,6 +123,7 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
     policy = load_policy(hall.policy.preset, hall.policy.overrides, source=settings.hall_file)
     calendar = load_calendar(hall.calendars)
     supervisor = Supervisor(engine, hall, policy, calendar, clock)
+    ratings = RatingsService(engine, hall, policy, calendar, clock, supervisor.load_days)
     hub = Hub()
     patrols = PatrolService(engine, hall, policy, calendar, clock)
     publisher = GalleryPublisher(
@@ -140,6 +143,7 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
         settings.broker,
         lambda changes: hub.publish(_messages(changes, store, ingestor)),
         supervisor=supervisor,
+        followers=[ratings.follow],
         periodic=periodic,
     )
 
@@ -268,6 +272,7 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
             hub.clients.discard(queue)
 
     app.include_router(patrol_router(patrols))
+    app.include_router(ratings_router(ratings))
     app.include_router(attendance_router(AttendanceService(engine, hall, policy, calendar, clock)))
     app.include_router(gallery_router(publisher, settings.passwd_file))
     token = admin_token(settings.admin_token_file)

@@ -31,7 +31,7 @@ from sqlalchemy import (
     false,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -249,6 +249,92 @@ class AlertRow(Base):
     source: Mapped[str] = mapped_column(Text)
     facts: Mapped[dict[str, Any]] = mapped_column(JSON)
     evidence: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class RatingRow(Base):
+    """A rating (好差评): pressed on an evaluator (``device``) or given by the system (``default``).
+
+    ``duplicate_of`` names the rating that counts for the same transaction
+    (一事一评, decided by ``server.rules.ratings.resolve``); a duplicate is kept
+    and reported, never counted.  ``signals`` are its fraud signals.
+    """
+
+    __tablename__ = "ratings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    msg_id: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True)
+    """The event it came from (None for a default rating)."""
+    origin: Mapped[str] = mapped_column(String(8))
+    window_id: Mapped[str] = mapped_column(String(64), index=True)
+    clerk_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    level: Mapped[int] = mapped_column(Integer)
+    ticket: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cases: Mapped[list[str]] = mapped_column(JSON)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    rated_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    device_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    boot: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    historical: Mapped[bool] = mapped_column(Boolean)
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("ratings.id"), nullable=True, index=True)
+    signals: Mapped[list[str]] = mapped_column(JSON)
+
+
+class RatingKeyRow(Base):
+    """The transaction keys of a rating (its ticket of the day, each case number): how duplicates are found."""
+
+    __tablename__ = "rating_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(160), index=True)
+    rating_id: Mapped[int] = mapped_column(ForeignKey("ratings.id"), index=True)
+
+
+class TicketRow(Base):
+    """A queue ticket (排队号) of a day, as the queue-calling system reported it.
+
+    ``settled``: the default-rating sweep has decided it (rated, or given the default).
+    """
+
+    __tablename__ = "tickets"
+    __table_args__ = (UniqueConstraint("day", "ticket", name="uq_tickets_day_ticket"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    ticket: Mapped[str] = mapped_column(String(64))
+    window_id: Mapped[str] = mapped_column(String(64), index=True)
+    clerk_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cases: Mapped[list[str]] = mapped_column(JSON)
+    called_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    settled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), index=True)
+
+
+class WorkOrderStepRow(Base):
+    """One step of a work order — status, time, actor, note — append-only."""
+
+    __tablename__ = "work_order_steps"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text)
+
+
+class WorkOrderRow(Base):
+    """A bad-rating work order (差评工单): its rating, deadlines (working days) and current status."""
+
+    __tablename__ = "work_orders"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rating_id: Mapped[int] = mapped_column(ForeignKey("ratings.id"), unique=True)
+    window_id: Mapped[str] = mapped_column(String(64), index=True)
+    clerk_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    level: Mapped[int] = mapped_column(Integer)
+    rated_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    callback_due: Mapped[date | None] = mapped_column(Date, nullable=True)
+    rectify_due: Mapped[date | None] = mapped_column(Date, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    final_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    steps: Mapped[list[WorkOrderStepRow]] = relationship(order_by=WorkOrderStepRow.id, lazy="selectin", cascade="all, delete-orphan")
 
 
 def make_engine(url: str) -> Engine:

@@ -73,6 +73,7 @@ class Ingestor:
         on_changes: Callable[[Changes], None],
         *,
         supervisor: Supervisor | None = None,
+        followers: list[Callable[[Changes, bool], None]] | None = None,
         periodic: list[Callable[[], object]] | None = None,
         batch_max: int = 500,
         sweep_s: float = 2.0,
@@ -83,6 +84,9 @@ class Ingestor:
         self.on_changes = on_changes
         self.supervisor = supervisor
         self._calendar_gap: int | None = None
+        self.followers = list(followers or [])
+        """Work that follows the supervisor after each committed batch (``sweep`` False) and each
+        sweep (True), e.g. the ratings service; it may add alerts to the changes it is given."""
         self.periodic = list(periodic or [])
         """Work run on the writer thread at each sweep (scheduled patrol rounds)."""
         self.batch_max = batch_max
@@ -187,6 +191,7 @@ class Ingestor:
                 next_sweep = time.monotonic() + self.sweep_s
                 changes = self._with_retry(lambda: self.store.sweep(utc_now()))
                 self._supervise(changes, every_window=True)
+                self._follow(changes, sweep=True)
                 self._publish(changes)
                 for task in self.periodic:
                     try:
@@ -223,6 +228,7 @@ class Ingestor:
         self.counters.duplicates += changes.duplicates
         self.counters.rejected += len(changes.rejections)
         self._supervise(changes, every_window=False)
+        self._follow(changes, sweep=False)
         self._publish(changes)
 
     def _store_alone(self, item: Inbound) -> Changes:
@@ -248,6 +254,14 @@ class Ingestor:
                 log.error("supervision paused: %s", exc)
         except Exception:
             log.exception("supervision failed; events are stored, alerts will catch up on the next sweep")
+
+    def _follow(self, changes: Changes, *, sweep: bool) -> None:
+        """Run the followers; a failure there is logged, never stops ingest (the next sweep catches up)."""
+        for follower in self.followers:
+            try:
+                follower(changes, sweep)
+            except Exception:
+                log.exception("%s failed; events are stored and will be taken up again", getattr(follower, "__qualname__", follower))
 
     def _publish(self, changes: Changes) -> None:
         if changes.events or changes.windows or changes.devices or changes.rejections or changes.duplicates or changes.alerts:

@@ -44,7 +44,9 @@ def _summary(event_type: str, body: dict[str, Any]) -> str:
     if event_type in ("seat", "seat_heartbeat"):
         return f"{body['window_id']}: {body['state']}" + (f" {body['occupant']}" if body.get("occupant") else "")
     if event_type == "rating":
-        return f"{body['window_id']}: ★{body['level']}"
+        return f"{body['window_id']}: ★{body['level']}" + (f" ({body['ticket']})" if body.get("ticket") else "")
+    if event_type == "ticket":
+        return f"{body['window_id']}: {body['ticket']} {body['state']}"
     if event_type == "pause":
         return f"{body['window_id']}: {'pause' if body['paused'] else 'resume'}" + (f" ({body['reason']})" if body.get("reason") else "")
     if event_type == "clerk_login":

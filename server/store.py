@@ -49,7 +49,7 @@ class Changes:
     windows: dict[str, WindowRow] = field(default_factory=dict)
     devices: dict[str, DeviceRow] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
-    """Alerts raised, cleared or withdrawn by the supervisor after this batch."""
+    """Alerts raised, cleared or withdrawn after this batch by the supervisor and the ingest followers (ratings)."""
 
     def merge(self, other: Changes) -> None:
         self.events += other.events

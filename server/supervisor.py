@@ -29,7 +29,8 @@ from server.hall import HallConfig
 from server.rules.calendar import WorkCalendar
 from server.rules.escalation import escalated_severity
 from server.rules.policy import Policy
-from server.rules.supervision import RULES, Alert, Interval, Observation, WindowDay, WindowPlan, evaluate_window
+from server.rules.ratings import RATING_ALERTS
+from server.rules.supervision import RULES, Alert, Interval, Observation, Rule, WindowDay, WindowPlan, evaluate_window
 
 log = logging.getLogger(__name__)
 SEAT_TYPES = ("seat", "seat_heartbeat")
@@ -150,8 +151,12 @@ def _cameras(hall: HallConfig) -> dict[str, str | None]:
     return {w.id: first.get(w.id) for w in hall.windows}
 
 
+ALERT_RULES: dict[str, Rule] = RULES | RATING_ALERTS
+"""Every alert type the ``alerts`` table holds: the supervision core's, and the ratings' (好差评)."""
+
+
 def alert_json(row: AlertRow, now: datetime, policy: Policy, window_name: str) -> dict[str, Any]:
-    rule = RULES.get(row.type)
+    rule = ALERT_RULES.get(row.type)
     state = "cleared" if row.cleared_at else ("acknowledged" if row.acknowledged_at else "active")
     return {
         "id": row.id,
@@ -325,31 +330,10 @@ class Supervisor:
         """Make the stored alerts of the window's day match the core's episodes."""
         day = self._day or self.clock().date()
         start = datetime.combine(day, datetime.min.time(), HALL_TZ)
-        stored = {
-            (row.type, row.raised_at): row
-            for row in session.scalars(select(AlertRow).where(AlertRow.window_id == result.window, AlertRow.raised_at >= start))
-        }
-        changed: list[AlertRow] = []
-        current = set()
-        for alert in result.alerts:
-            key = (alert.type, alert.raised_at)
-            current.add(key)
-            row = stored.get(key)
-            if row is None:
-                row = _new_row(alert)
-                session.add(row)
-                changed.append(row)
-            elif row.cleared_at != alert.cleared_at or row.live != alert.live:
-                row.cleared_at, row.live = alert.cleared_at, alert.live
-                changed.append(row)
-        for key, row in stored.items():
-            if key not in current and row.cleared_at is None:
-                # Late data showed the condition never lasted: withdraw, keep the record.
-                row.cleared_at = row.raised_at
-                row.facts = dict(row.facts) | {"withdrawn": "later observations show the condition did not last"}
-                changed.append(row)
-        session.flush()
-        return changed
+        stored = session.scalars(
+            select(AlertRow).where(AlertRow.window_id == result.window, AlertRow.type.in_(tuple(RULES)), AlertRow.raised_at >= start)
+        )
+        return reconcile_alerts(session, stored, result.alerts)
 
     def acknowledge(self, alert_id: int, by: str) -> dict[str, Any] | None:
         now = self.clock()
@@ -368,6 +352,39 @@ class Supervisor:
             query = query.where(AlertRow.cleared_at.is_(None))
         with Session(self.engine) as session:
             return [alert_json(r, now, self.policy, self.window_names.get(r.window_id, r.window_id)) for r in session.scalars(query)]
+
+
+def reconcile_alerts(session: Session, stored: Iterable[AlertRow], alerts: Iterable[Alert]) -> list[AlertRow]:
+    """Make the stored alert rows of one scope match the episodes a pure core computed for it.
+
+    The one way alerts are kept, whichever core raised them (supervision,
+    ratings): the scope is the caller's (a window's day and types); a new
+    episode is added, a known one (same type and raise time) gets its end,
+    liveness and facts, and a stored active episode the core no longer
+    sees is withdrawn — cleared at its raise time, its record kept — because
+    late data showed the condition never held.  Returns the changed rows.
+    """
+    rows = {(row.type, row.raised_at): row for row in stored}
+    changed: list[AlertRow] = []
+    current = set()
+    for alert in alerts:
+        key = (alert.type, alert.raised_at)
+        current.add(key)
+        row = rows.get(key)
+        if row is None:
+            row = _new_row(alert)
+            session.add(row)
+            changed.append(row)
+        elif (row.cleared_at, row.live, row.facts) != (alert.cleared_at, alert.live, dict(alert.facts)):
+            row.cleared_at, row.live, row.facts = alert.cleared_at, alert.live, dict(alert.facts)
+            changed.append(row)
+    for key, row in rows.items():
+        if key not in current and row.cleared_at is None:
+            row.cleared_at = row.raised_at
+            row.facts = dict(row.facts) | {"withdrawn": "later observations show the condition did not last"}
+            changed.append(row)
+    session.flush()
+    return changed
 
 
 def _new_row(alert: Alert) -> AlertRow:

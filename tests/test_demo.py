@@ -57,6 +57,11 @@ def test_demo_page_answers_and_windows_change_state(tmp_path: Path) -> None:
         devices = httpx.get(f"{base}/api/devices").json()
         assert sum(d["status"] == "online" for d in devices) == 18
         wait_for(lambda: httpx.get(f"{base}/api/stats").json()["accepted"] > 50, 30, "events stored")
+        rated = wait_for(lambda: httpx.get(f"{base}/api/ratings").json(), 60, "ratings of served tickets")
+        assert rated[0]["ticket"] and rated[0]["origin"] == "device", "the queue gateway's tickets are rated"
+        stats = httpx.get(f"{base}/api/ratings/stats").json()
+        assert stats["totals"]["rated"] >= 1 and stats["rows"], "satisfaction statistics per window"
+        assert httpx.get(f"{base}/api/work-orders").status_code == 200
     finally:
         demo.terminate()
     # uvicorn shuts down gracefully, then re-raises SIGTERM as its exit status.

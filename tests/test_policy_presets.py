@@ -100,6 +100,8 @@ REGULATION_VALUES = [
     ("qujiang-2023", "schedule.sessions", [("上午", time(8, 20), time(12)), ("下午", time(13, 30), time(17))]),
     ("qujiang-2023", "schedule.extended_service", ("午间延时服务", time(12), time(13, 30))),
     ("qujiang-2023", "schedule.working_days_only", True),
+    ("qujiang-2023", "ratings.bad_at_most", 2),  # 「对“不满意”或“非常不满意”的评价」
+    ("qujiang-2023", "ratings.ticket_required", True),  # windows serve by queue ticket (叫号系统)
     # Linfen 000 篇9
     ("linfen", "schedule.sessions", [("上午", time(8), time(12)), ("下午", time(14, 30), time(18))]),
     ("linfen", "schedule.extended_service", None),

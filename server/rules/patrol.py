@@ -41,6 +41,7 @@ from typing import Literal, Protocol
 from broker.timeutil import HALL_TZ
 from server.rules.calendar import CalendarGapError, WorkCalendar
 from server.rules.policy import Policy
+from server.rules.ratings import RATING_ALERTS
 from server.rules.supervision import RULES, Alert
 
 # --------------------------------------------------------------------------
@@ -136,6 +137,8 @@ ALERT_CATEGORY: dict[str, str | None] = {
     "clerk_mismatch": "evaluator",
     "no_substitute": "vacant",  # a one-clerk window left empty during leave (AB岗: no window may be left empty)
     "device_fault": None,  # the device's fault, never the clerk's (DOMAIN: unknown is not vacant)
+    # 好差评 signals and overdue work orders have their own workflow (docs/ratings.md): never a patrol finding.
+    **{name: None for name in RATING_ALERTS},
 }
 """Which finding an alert type drafts.  ``None``: never a finding.  A type not
 listed (a newer rule) drafts ``other``, so the officer still sees it."""

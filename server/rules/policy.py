@@ -1,4 +1,4 @@
-"""A hall's rules as data: schedule, thresholds, deadlines, patrols, attendance.
+"""A hall's rules as data: schedule, thresholds, deadlines, patrols, attendance, ratings.
 
 Presets in ``config/policies/`` carry the values of the regulations in
 ``shared/seeds`` with a citation for each; a hall names a preset and
@@ -156,6 +156,46 @@ class Attendance(_Strict):
         return self
 
 
+class Ratings(_Strict):
+    """好差评: which levels are bad, the system-default rating, and when a rating looks faked.
+
+    Levels are 5 非常满意 … 1 非常不满意.  A default rating stands in for a
+    finished ticket nobody rated; it is kept apart from real ratings in every
+    statistic, so it can never raise a rate nor create a work order.
+    """
+
+    bad_at_most: int = Field(ge=1, le=4)
+    """Levels at or below this are 差评: each creates a work order."""
+    default_after_days: int | None = Field(default=None, ge=1, le=60)
+    """A finished ticket still unrated this many days (24 h each) after it finished gets the default rating (None: never)."""
+    default_level: int | None = Field(default=None, ge=1, le=5)
+    """The level of a default rating; must be above ``bad_at_most`` (silence is not a complaint)."""
+    ticket_required: bool
+    """Must a rating at a window served by a queue gateway belong to a ticket called there (叫号系统)?"""
+    ticket_wait_s: int = Field(ge=0, le=4 * 3600)
+    """How long after a rating its ticket may still arrive from the queue system before the rating is reported."""
+    seat_vacant_grace_s: int = Field(ge=0, le=3600)
+    """A rating this long (or less) after the staff seat emptied is not suspicious; later, with the seat still empty, it is."""
+    burst_count: int = Field(ge=2, le=100)
+    """This many ratings at one window within ``burst_window_s`` are a burst (someone pressing the keypad)."""
+    burst_window_s: int = Field(ge=1, le=3600)
+    never_below_level: int = Field(ge=2, le=5)
+    """A window whose ratings in a calendar month are all at or above this level…"""
+    never_below_min_count: int = Field(ge=1, le=100_000)
+    """…over at least this many ratings is reported."""
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Ratings:
+        if (self.default_after_days is None) != (self.default_level is None):
+            raise ValueError("default_after_days and default_level go together: set both or neither")
+        if self.default_level is not None and self.default_level <= self.bad_at_most:
+            raise ValueError(
+                f"default_level ({self.default_level}) must be above bad_at_most ({self.bad_at_most}): "
+                "a default rating must never be a 差评 nor create a work order"
+            )
+        return self
+
+
 class Policy(_Strict):
     """A complete, validated policy.  ``sources`` cites where each value comes from."""
 
@@ -166,6 +206,7 @@ class Policy(_Strict):
     deadlines: Deadlines
     patrols: Patrols
     attendance: Attendance
+    ratings: Ratings
     sources: dict[str, str] = Field(default_factory=dict)
     """Dotted key (e.g. ``thresholds.pause_max_s``) → citation of the regulation text."""
 

@@ -14,7 +14,9 @@
  *   GET /api/alerts?active=true&limit=100 -> newest first, not cleared (active + acknowledged)
  *   GET /api/alerts?limit=50 -> newest first, cleared ones too (we keep the last 20 cleared)
  *       alert = {id: int, window_id, window_name, type: vacant|pause_overrun|unexpected_person|
- *                clerk_mismatch|device_fault|no_substitute, name_zh, name_en,
+ *                clerk_mismatch|device_fault|no_substitute (supervision) or rating_seat_vacant|
+ *                rating_no_ticket|rating_burst|rating_never_below|work_order_overdue (好差评,
+ *                docs/ratings.md; shown by name_zh like any other), name_zh, name_en,
  *                state: active|acknowledged|cleared, severity: low|medium|high|critical,
  *                condition_since: ISO, raised_at: ISO, cleared_at: ISO|null,
  *                acknowledged_at: ISO|null, acknowledged_by: str|null,

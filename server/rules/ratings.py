@@ -1,0 +1,987 @@
+"""好差评: ratings, their work orders, fraud signals and statistics — pure.
+
+Seed 003 (衢江区 四(六) 政务服务"好差评"管理制度) is the workflow: one rating
+per transaction (一事一评, 二(三)1(4)), a batch of cases filed together is rated
+once (四(六)5), a 不满意 or 非常不满意 rating creates a work order that the
+handling unit calls back, verifies and handles within N working days
+(四(六)6), staff must not force or fake a rating (四(六)4), and the results go
+into appraisal (四(六)8).  This module is that workflow as data and pure
+functions — no I/O, no clock: the caller passes the time, the policy and the
+working-day calendar, and stores what comes back.
+
+Transactions (一事一评)
+    A rating's transaction is named by its keys: its queue ticket (scoped to
+    the day: queue numbers restart every morning) and every case number it
+    covers.  Two ratings sharing any key rate the same transaction; the one
+    that counts is the first real rating by event time (:func:`resolve`), the
+    others are duplicates — stored, reported, never counted.  A batch filed
+    together carries all its case numbers in one rating, so it is one
+    transaction.  Deciding by event time, not arrival, makes the result the
+    same whatever order the events arrive in.
+Default ratings
+    A finished ticket still unrated ``ratings.default_after_days`` after it
+    finished gets the policy's default level (:func:`due_default`).  It is a
+    rating of origin ``default``: any real rating of the transaction beats
+    it, it never creates a work order, and statistics count it apart.
+Work orders
+    A counted rating at or below ``ratings.bad_at_most`` opens one
+    (:func:`new_work_order`); its life is a small state machine
+    (:func:`act`), its deadlines are working days (:func:`order_deadlines`).
+Fraud signals
+    Per window and day (:func:`evaluate_window_day`): a rating while the
+    staff seat was vacant, a rating with no ticket served at the window, a
+    rating credited to a clerk other than the one seen in the seat, and
+    bursts of ratings; per window and month (:func:`never_below`): ratings
+    that never fall below a level.  Signals are prompts to look, never
+    findings: a camera or queue system that is offline makes no signal.
+Statistics
+    :func:`statistics` — satisfaction, bad-rating, rectification and on-time
+    rates per window, clerk or department and day or month, with rankings;
+    default ratings, duplicates and ratings overturned on appeal are counted
+    apart and never enter a rate.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
+from typing import Literal
+
+from broker.timeutil import HALL_TZ
+from server.rules.attendance import local_day
+from server.rules.calendar import WorkCalendar
+from server.rules.policy import Policy
+from server.rules.supervision import UNKNOWN_PERSON, Alert, Observation, Rule
+
+# --------------------------------------------------------------------------
+# Levels
+# --------------------------------------------------------------------------
+
+LEVEL_ZH: dict[int, str] = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+SATISFIED_AT_LEAST = 4
+"""满意率 counts 非常满意 and 满意; 基本满意 is neither satisfied nor bad."""
+
+SYSTEM_ACTOR = "hallwatch"
+
+
+def is_bad(level: int, policy: Policy) -> bool:
+    """Is ``level`` a 差评 (003 四(六)6: 不满意 or 非常不满意 with the presets)?"""
+    return level <= policy.ratings.bad_at_most
+
+
+def _aware(value: datetime, what: str) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise TypeError(f"{what} must be a timezone-aware datetime, not {value!r}")
+    return value
+
+
+def day_start(day: date) -> datetime:
+    """00:00 of ``day`` in hall time."""
+    return datetime.combine(day, time.min, HALL_TZ)
+
+
+# --------------------------------------------------------------------------
+# Ratings and transactions
+# --------------------------------------------------------------------------
+
+Origin = Literal["device", "default"]
+
+
+def ticket_key(day: date, ticket: str) -> str:
+    """A queue ticket is unique within its day: ``2026-03-02:A023``."""
+    return f"{day.isoformat()}:{ticket}"
+
+
+def transaction_keys(day: date, ticket: str | None, cases: Iterable[str]) -> frozenset[str]:
+    """The keys naming a transaction: its ticket of the day and each case number (办件编号)."""
+    keys = {f"case:{case}" for case in cases}
+    if ticket:
+        keys.add(f"ticket:{ticket_key(day, ticket)}")
+    return frozenset(keys)
+
+
+@dataclass(frozen=True)
+class Rating:
+    """One rating: pressed on an evaluator (``device``) or given by the system (``default``)."""
+
+    window: str
+    level: int
+    rated_at: datetime
+    """When it was pressed; for a default rating, when its ticket finished (the transaction's time)."""
+    day: date
+    """The transaction's day in hall time (statistics and ticket keys use it)."""
+    clerk: str | None = None
+    ticket: str | None = None
+    cases: tuple[str, ...] = ()
+    origin: Origin = "device"
+    historical: bool = False
+    order: tuple[str, int, int] = ("", 0, 0)
+    """(device, boot, seq): breaks ties between ratings at the same moment."""
+    counted: bool = True
+    """False for a duplicate (the transaction was already rated), see :func:`resolve`."""
+    signals: frozenset[str] = frozenset()
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.level, bool) or self.level not in LEVEL_ZH:
+            raise ValueError(f"a rating level is 1–5 ({', '.join(f'{k} {v}' for k, v in LEVEL_ZH.items())}), not {self.level!r}")
+        _aware(self.rated_at, "rated_at")
+
+    @property
+    def keys(self) -> frozenset[str]:
+        return transaction_keys(self.day, self.ticket, self.cases)
+
+
+def device_rating(
+    window: str,
+    level: int,
+    rated_at: datetime,
+    *,
+    clerk: str | None = None,
+    ticket: str | None = None,
+    cases: Iterable[str] = (),
+    historical: bool = False,
+    order: tuple[str, int, int] = ("", 0, 0),
+) -> Rating:
+    """A rating pressed on a keypad; its day is the hall-local day it was pressed."""
+    return Rating(window, level, rated_at, local_day(rated_at), clerk, ticket, tuple(cases), "device", historical, order)
+
+
+def _precedence(rating: Rating) -> tuple[object, ...]:
+    # Real ratings first (a default only stands in for silence), then by event time.
+    return (rating.origin != "device", rating.rated_at, rating.order, rating.ticket or "", rating.cases, rating.level)
+
+
+def resolve(ratings: Sequence[Rating]) -> tuple[int | None, ...]:
+    """For each rating, ``None`` if it counts, else the index of the counted rating it duplicates.
+
+    Ratings are taken in order of precedence — real before default, then
+    event time, then (device, boot, seq) — and a rating whose keys meet a
+    key already taken is a duplicate of the rating that took it first.  A
+    duplicate takes its own other keys too (a second press for the same
+    ticket also rates the cases it names).  A rating with no keys (no ticket,
+    no case) always counts: nothing names its transaction.
+    """
+    owner: dict[str, int] = {}
+    roots: list[int | None] = [None] * len(ratings)
+    for index in sorted(range(len(ratings)), key=lambda i: _precedence(ratings[i])):
+        keys = ratings[index].keys
+        claimed = sorted({owner[k] for k in keys if k in owner}, key=lambda i: _precedence(ratings[i]))
+        root = claimed[0] if claimed else index
+        roots[index] = None if root == index else root
+        for key in keys:
+            owner.setdefault(key, root)
+    return tuple(roots)
+
+
+def mark_duplicates(ratings: Sequence[Rating]) -> tuple[Rating, ...]:
+    """The ratings with ``counted`` set by :func:`resolve`."""
+    return tuple(replace(r, counted=root is None) for r, root in zip(ratings, resolve(ratings), strict=True))
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A queue ticket (排队号) as the queue system reported it."""
+
+    window: str
+    ticket: str
+    day: date
+    called_at: datetime | None = None
+    finished_at: datetime | None = None
+    clerk: str | None = None
+    cases: tuple[str, ...] = ()
+
+    @property
+    def first_seen(self) -> datetime | None:
+        seen = [t for t in (self.called_at, self.finished_at) if t is not None]
+        return min(seen) if seen else None
+
+    @property
+    def keys(self) -> frozenset[str]:
+        return transaction_keys(self.day, self.ticket, self.cases)
+
+
+def default_due(ticket: Ticket, policy: Policy) -> datetime | None:
+    """When a finished ticket left unrated gets the default rating: ``default_after_days`` × 24 h after it finished."""
+    days = policy.ratings.default_after_days
+    if days is None or ticket.finished_at is None:
+        return None
+    return ticket.finished_at + timedelta(days=days)
+
+
+def due_default(ticket: Ticket, rated: bool, policy: Policy, now: datetime) -> Rating | None:
+    """The default rating of ``ticket`` if it is due at ``now`` and nothing rated the transaction.
+
+    Dated when the ticket finished (the transaction's time, so it falls in
+    the statistics of the day of service) and of origin ``default``.
+    """
+    due = default_due(ticket, policy)
+    level = policy.ratings.default_level
+    if rated or due is None or level is None or _aware(now, "now") < due:
+        return None
+    assert ticket.finished_at is not None
+    return Rating(ticket.window, level, ticket.finished_at, ticket.day, ticket.clerk, ticket.ticket, ticket.cases, "default")
+
+
+# --------------------------------------------------------------------------
+# Work orders
+# --------------------------------------------------------------------------
+
+OrderStatus = Literal["assigned", "called_back", "rectified", "closed", "appealed", "upheld", "overturned", "withdrawn"]
+Action = Literal["call_back", "rectify", "close", "appeal", "uphold", "overturn"]
+
+STATUS_ZH: dict[str, str] = {
+    "assigned": "待回访",
+    "called_back": "已回访核实",
+    "rectified": "已整改",
+    "closed": "已办结",
+    "appealed": "申诉中",
+    "upheld": "申诉不成立",
+    "overturned": "申诉成立（差评不计）",
+    "withdrawn": "已撤销（重复评价）",
+}
+ACTION_ZH: dict[str, str] = {
+    "call_back": "回访核实",
+    "rectify": "整改",
+    "close": "办结",
+    "appeal": "申诉",
+    "uphold": "申诉不成立",
+    "overturn": "申诉成立",
+}
+FINAL: frozenset[str] = frozenset({"closed", "overturned", "withdrawn"})
+HANDLED: frozenset[str] = frozenset({"rectified", "closed"})
+"""The handling unit has done its part (整改 or 办结)."""
+NOT_COUNTED: frozenset[str] = frozenset({"overturned", "withdrawn"})
+"""Orders that are not (or no longer) about a valid bad rating: out of every rate."""
+_TARGET: dict[str, OrderStatus] = {
+    "call_back": "called_back",
+    "rectify": "rectified",
+    "close": "closed",
+    "appeal": "appealed",
+    "uphold": "upheld",
+    "overturn": "overturned",
+}
+_ALLOWED_FROM: dict[str, frozenset[str]] = {
+    "call_back": frozenset({"assigned", "upheld"}),
+    "rectify": frozenset({"called_back", "upheld"}),
+    "close": frozenset({"called_back", "rectified", "upheld"}),
+    "appeal": frozenset({"assigned", "called_back"}),
+    "uphold": frozenset({"appealed"}),
+    "overturn": frozenset({"appealed"}),
+}
+_WHAT = {
+    "call_back": "an assigned order (or one whose appeal failed before its call back) can be called back",
+    "rectify": "a called-back order can be rectified",
+    "close": "a called-back or rectified order can be closed",
+    "appeal": "an order can be appealed (once) before it is rectified",
+    "uphold": "an appealed order can be upheld",
+    "overturn": "an appealed order can be overturned",
+}
+_PAST_CALLBACK = frozenset({"called_back", "rectified", "closed", "overturned", "withdrawn"})
+_PAST_HANDLING = frozenset({"rectified", "closed", "overturned", "withdrawn"})
+
+
+class TransitionError(ValueError):
+    """A work-order step the workflow does not allow; the message says why."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a work order: into ``status`` at ``at`` by ``actor``, with what was done."""
+
+    status: OrderStatus
+    at: datetime
+    actor: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class WorkOrder:
+    """The 差评工单 of one counted bad rating.  ``history[0]`` is its creation."""
+
+    window: str
+    clerk: str | None
+    level: int
+    rated_at: datetime
+    callback_due: date | None
+    """Last day to call back; None while the calendar does not cover the days counted."""
+    rectify_due: date | None
+    """Last day to handle (整改/办结)."""
+    history: tuple[Step, ...]
+    rating_id: int | None = None
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.history:
+            raise ValueError("a work order needs its history (at least its creation)")
+
+    @property
+    def status(self) -> OrderStatus:
+        return self.history[-1].status
+
+    @property
+    def day(self) -> date:
+        return local_day(self.rated_at)
+
+    def first(self, statuses: Iterable[str]) -> datetime | None:
+        wanted = frozenset(statuses)
+        return next((s.at for s in self.history if s.status in wanted), None)
+
+    @property
+    def called_back_at(self) -> datetime | None:
+        return self.first({"called_back"})
+
+    @property
+    def handled_at(self) -> datetime | None:
+        """When it was first rectified or closed (the handling unit's part done)."""
+        return self.first(HANDLED)
+
+    @property
+    def final_at(self) -> datetime | None:
+        return self.history[-1].at if self.status in FINAL else None
+
+
+def deadline_instant(due: date) -> datetime:
+    """The first moment a deadline day is missed: 00:00 (hall time) of the next day."""
+    return day_start(due + timedelta(days=1))
+
+
+def order_deadlines(rated_at: datetime, policy: Policy, calendar: WorkCalendar) -> tuple[date, date]:
+    """(call-back, handling) due days of an order for a rating given at ``rated_at``.
+
+    "Within N working days" (003 四(六)6 「承办单位应在10个工作日内进行回访核实并作相应处理及反馈」)
+    is the end of the N-th working day *after* the day of the rating: that
+    day never counts (a rating at 16:59 leaves no day to act), days off and
+    调休 follow the calendar, and the step is on time up to 23:59:59.999 of
+    the due day (:func:`deadline_instant`).  Raises CalendarGapError when the
+    calendar does not cover the days counted.
+    """
+    day = local_day(rated_at)
+    deadlines = policy.deadlines
+    return (
+        calendar.add_working_days(day, deadlines.callback_working_days),
+        calendar.add_working_days(day, deadlines.rectify_working_days),
+    )
+
+
+def new_work_order(rating: Rating, policy: Policy, deadlines: tuple[date, date] | None) -> WorkOrder:
+    """The work order a counted bad rating opens, created at the rating's time (系统自动生成差评工单).
+
+    ``deadlines`` come from :func:`order_deadlines` (None while the calendar has a gap).
+    """
+    if rating.origin != "device" or not rating.counted or not is_bad(rating.level, policy):
+        raise ValueError("only a counted real 差评 opens a work order")
+    callback, rectify = deadlines if deadlines is not None else (None, None)
+    note = f"{LEVEL_ZH[rating.level]}（★{rating.level}）评价，系统自动生成差评工单"
+    return WorkOrder(
+        window=rating.window,
+        clerk=rating.clerk,
+        level=rating.level,
+        rated_at=rating.rated_at,
+        callback_due=callback,
+        rectify_due=rectify,
+        history=(Step("assigned", rating.rated_at, SYSTEM_ACTOR, note),),
+        rating_id=rating.id,
+    )
+
+
+def next_actions(order: WorkOrder) -> tuple[str, ...]:
+    """What people may do next (the order's status and whether it was called back decide)."""
+    called = order.called_back_at is not None
+    actions = []
+    for action, allowed in _ALLOWED_FROM.items():
+        if order.status not in allowed:
+            continue
+        if order.status == "upheld" and (action == "call_back") == called:
+            continue  # after a failed appeal the order resumes where it was
+        actions.append(action)
+    return tuple(actions)
+
+
+def act(order: WorkOrder, action: str, actor: str, note: str, at: datetime) -> WorkOrder:
+    """Take one step; returns the order with the step appended, or raises TransitionError.
+
+    Every step needs its actor and a note (回访情况, 整改情况, 办结说明, 申诉理由
+    or 核实结论) and cannot be dated before the previous one; the appeal is
+    decided by someone other than the person who appealed.  Deadlines keep
+    running during an appeal: it is part of verifying (核实) the rating.
+    """
+    if action not in _TARGET:
+        raise TransitionError(f"unknown action {action!r}; actions: {', '.join(_TARGET)}")
+    _aware(at, "at")
+    actor = (actor or "").strip()
+    note = (note or "").strip()
+    ident = f"work order {order.id}" if order.id is not None else "the work order"
+    if action not in next_actions(order):
+        raise TransitionError(f"cannot {action}: {ident} is {order.status} ({STATUS_ZH[order.status]}); only {_WHAT[action]}")
+    if not actor:
+        raise TransitionError("every step needs the person who takes it (actor)")
+    if not note:
+        raise TransitionError(f"cannot {action} without a note ({ACTION_ZH[action]}情况)")
+    if at < order.history[-1].at:
+        raise TransitionError(f"cannot {action} at {at.isoformat()}: before the order's last step ({order.history[-1].at.isoformat()})")
+    if action in ("uphold", "overturn"):
+        appellant = next(s.actor for s in reversed(order.history) if s.status == "appealed")
+        if actor == appellant:
+            raise TransitionError(f"cannot {action}: {appellant} appealed and cannot also decide the appeal")
+    return replace(order, history=order.history + (Step(_TARGET[action], at, actor, note),))
+
+
+def withdraw(order: WorkOrder, at: datetime, reason: str) -> WorkOrder:
+    """The system withdraws an order whose rating no longer counts (an earlier rating of the same transaction arrived late)."""
+    if order.status in FINAL:
+        raise TransitionError(f"cannot withdraw: the work order is already {order.status} ({STATUS_ZH[order.status]})")
+    at = max(_aware(at, "at"), order.history[-1].at)
+    return replace(order, history=order.history + (Step("withdrawn", at, SYSTEM_ACTOR, reason),))
+
+
+OverdueKind = Literal["callback", "rectify"]
+
+
+def overdue_intervals(order: WorkOrder) -> tuple[tuple[OverdueKind, datetime, datetime | None], ...]:
+    """When the order was (or is) past a deadline without its step: (kind, from, until or None)."""
+    spans: list[tuple[OverdueKind, datetime, datetime | None]] = []
+    for kind, due, past in (("callback", order.callback_due, _PAST_CALLBACK), ("rectify", order.rectify_due, _PAST_HANDLING)):
+        if due is None:
+            continue
+        start = deadline_instant(due)
+        end = order.first(past)
+        if end is None or end >= start:  # a step at the very instant is late (an empty span)
+            spans.append((kind, start, end))  # type: ignore[arg-type]
+    return tuple(spans)
+
+
+def overdue(order: WorkOrder, now: datetime) -> tuple[OverdueKind, ...]:
+    """The deadlines the order is past at ``now`` without their step."""
+    return tuple(kind for kind, start, end in overdue_intervals(order) if start <= now and (end is None or now < end))
+
+
+Timeliness = Literal["on_time", "late", "open"]
+
+
+def timeliness(order: WorkOrder, now: datetime) -> Timeliness | None:
+    """``late`` once a deadline passed without its step, ``on_time`` when handled within both,
+    ``open`` while undecided; None for an order out of the rates (overturned, withdrawn)."""
+    if order.status in NOT_COUNTED:
+        return None
+    if any(start <= now for _, start, _ in overdue_intervals(order)):
+        return "late"
+    return "on_time" if order.handled_at is not None else "open"
+
+
+# --------------------------------------------------------------------------
+# Alerts the ratings raise (the same table and shape as the supervision alerts)
+# --------------------------------------------------------------------------
+
+RATING_ALERTS: dict[str, Rule] = {
+    "rating_seat_vacant": Rule("ratings.seat_vacant_grace_s", "评价时窗口无人在岗", "rating while the staff seat was vacant", "medium"),
+    "rating_no_ticket": Rule("ratings.ticket_required", "评价无对应叫号业务", "rating with no customer served (no queue ticket)", "medium"),
+    "rating_burst": Rule("ratings.burst_count", "短时间内集中评价", "burst of ratings at one window", "medium"),
+    "rating_never_below": Rule("ratings.never_below_level", "评价从未低于非常满意", "ratings never below a level this month", "low"),
+    "work_order_overdue": Rule("deadlines.rectify_working_days", "差评工单超期未办", "bad-rating work order overdue", "medium"),
+}
+"""Alert types of this module, with the policy key each rests on.  The clerk
+shown on the evaluator differing from the seated clerk is the supervision
+core's ``clerk_mismatch`` alert; here it only marks the ratings concerned."""
+
+SIGNALS: dict[str, str] = {
+    "seat_vacant": "评价时无人在岗",
+    "no_ticket": "无对应叫号",
+    "clerk_mismatch": "评价人员与在岗人员不符",
+    "burst": "集中评价",
+}
+"""Fraud signals a single rating can carry (name → 中文)."""
+_SIGNAL_ALERT = {"seat_vacant": "rating_seat_vacant", "no_ticket": "rating_no_ticket", "burst": "rating_burst"}
+
+
+@dataclass(frozen=True)
+class SeatAt:
+    """What the window camera knew of the staff seat at one moment."""
+
+    camera_online: bool = False
+    occupied: bool | None = None
+    since: datetime | None = None
+    """When the seat took its current state (occupied or vacant)."""
+    occupant: str | None = None
+
+
+class SeatHistory:
+    """A window's seat and camera facts over a day, asked at any moment (built from the supervision observations)."""
+
+    def __init__(self, observations: Iterable[Observation]) -> None:
+        ordered = sorted((o for o in observations if o.kind in ("seat", "camera")), key=lambda o: (o.time, o.order, o.kind))
+        self._times: list[datetime] = []
+        self._states: list[SeatAt] = []
+        state = SeatAt()
+        for o in ordered:
+            if o.kind == "camera":
+                state = replace(state, camera_online=o.on)
+            else:
+                since = o.time if state.occupied != o.on else state.since
+                # A heartbeat names nobody: an occupied seat keeps the person last identified.
+                occupant = (o.who if o.who is not None else state.occupant) if o.on else None
+                state = replace(state, occupied=o.on, since=since, occupant=occupant)
+            self._times.append(o.time)
+            self._states.append(state)
+
+    def at(self, moment: datetime) -> SeatAt:
+        index = bisect_right(self._times, moment)
+        return self._states[index - 1] if index else SeatAt()
+
+
+def online_at(changes: Sequence[tuple[datetime, bool]], moment: datetime) -> bool | None:
+    """A device's health at ``moment`` from its (time, online) changes; None if never heard of."""
+    state: bool | None = None
+    for at, online in sorted(changes):
+        if at > moment:
+            break
+        state = online
+    return state
+
+
+@dataclass(frozen=True)
+class WindowDayRatings:
+    signals: tuple[frozenset[str], ...]
+    """Per rating given (same order): its fraud signals."""
+    alerts: tuple[Alert, ...]
+    """At most one episode per signal type for the day (see :func:`evaluate_window_day`)."""
+
+
+def _hms(moment: datetime) -> str:
+    return moment.astimezone(HALL_TZ).strftime("%H:%M:%S")
+
+
+def _listed(values: Iterable[str], most: int = 10) -> str:
+    items = list(values)
+    text = ", ".join(items[:most])
+    return text + (f" …（共 {len(items)} 个）" if len(items) > most else "")
+
+
+def _rating_alert(
+    name: str, window: str, since: Rating, raising: Rating, flagged: Sequence[Rating], cleared: datetime | None, policy: Policy, threshold_s: int, extra: tuple[tuple[str, str], ...] = ()
+) -> Alert:
+    rule = RATING_ALERTS[name]
+    assert rule.threshold is not None
+    facts = (
+        ("count", str(len(flagged))),
+        ("times", _listed(_hms(r.rated_at) for r in flagged)),
+        ("tickets", _listed(r.ticket or "（无）" for r in flagged)),
+        ("clerks", _listed(sorted({r.clerk or "（未登录）" for r in flagged}))),
+    ) + extra
+    return Alert(
+        window=window,
+        type=name,
+        condition_since=since.rated_at,
+        raised_at=raising.rated_at,
+        cleared_at=cleared,
+        live=not raising.historical,
+        severity=rule.severity,
+        rule=rule.threshold,
+        threshold_s=threshold_s,
+        source=policy.sources.get(rule.threshold, ""),
+        facts=facts,
+    )
+
+
+def evaluate_window_day(
+    window: str,
+    day: date,
+    ratings: Sequence[Rating],
+    tickets: Mapping[str, Ticket],
+    observations: Iterable[Observation],
+    gateway: Sequence[tuple[datetime, bool]] | None,
+    policy: Policy,
+    until: datetime,
+) -> WindowDayRatings:
+    """The fraud signals of a window's day, and its signal alerts, as known at ``until``.
+
+    ``ratings``: the window's ratings of the day (defaults are ignored);
+    ``tickets``: the day's tickets by number (any window); ``observations``:
+    the window's day as the supervision core reads it (seat, camera, …);
+    ``gateway``: the (time, online) changes of the window's queue gateway,
+    None when no queue gateway serves the window.
+
+    * ``seat_vacant``: the camera was online, the seat vacant for more than
+      ``seat_vacant_grace_s`` when the rating was pressed.
+    * ``clerk_mismatch``: the camera identified someone in the seat who is
+      not the clerk the rating is credited to.
+    * ``no_ticket`` (``ticket_required``, at a window with a queue gateway
+      that was online): the rating names no ticket, or ``ticket_wait_s``
+      after it no ticket of that number had been called to this window
+      before the rating.
+    * ``burst``: ``burst_count`` ratings within ``burst_window_s`` (both ends
+      included) — all of them are marked.
+
+    A camera or gateway that was offline, stale or never heard of gives no
+    signal: silence is no evidence.  Each signal type gives at most one alert
+    episode a day: from the first marked rating until the end of the day
+    (cleared at midnight, hall time), its facts listing the ratings.  Only
+    ratings up to ``until`` are judged.
+    """
+    rules = policy.ratings
+    day_end = day_start(day + timedelta(days=1))
+    ordered = sorted(
+        (i for i, r in enumerate(ratings) if r.origin == "device" and r.rated_at <= until), key=lambda i: (ratings[i].rated_at, ratings[i].order)
+    )
+    seats = SeatHistory(observations)
+    grace = timedelta(seconds=rules.seat_vacant_grace_s)
+    wait = timedelta(seconds=rules.ticket_wait_s)
+    marks: dict[int, set[str]] = {i: set() for i in ordered}
+    for i in ordered:
+        r = ratings[i]
+        seat = seats.at(r.rated_at)
+        if seat.camera_online and seat.occupied is False and seat.since is not None and r.rated_at - seat.since > grace:
+            marks[i].add("seat_vacant")
+        if (
+            seat.camera_online
+            and seat.occupied
+            and seat.occupant not in (None, UNKNOWN_PERSON)
+            and r.clerk is not None
+            and r.clerk != seat.occupant
+        ):
+            marks[i].add("clerk_mismatch")
+        if rules.ticket_required and gateway is not None and online_at(gateway, r.rated_at):
+            if r.ticket is None:
+                marks[i].add("no_ticket")
+            elif until >= r.rated_at + wait:
+                served = tickets.get(r.ticket)
+                seen = served.first_seen if served is not None else None
+                if served is None or served.window != window or seen is None or seen > r.rated_at:
+                    marks[i].add("no_ticket")
+
+    window_s = timedelta(seconds=rules.burst_window_s)
+    first_burst: tuple[int, int] | None = None  # (first rating of the first burst, the rating completing it)
+    start = 0
+    for end in range(len(ordered)):
+        while ratings[ordered[end]].rated_at - ratings[ordered[start]].rated_at > window_s:
+            start += 1
+        if end - start + 1 >= rules.burst_count:
+            for k in ordered[start : end + 1]:
+                marks[k].add("burst")
+            if first_burst is None:
+                first_burst = (ordered[start], ordered[end])
+
+    cleared = day_end if until >= day_end else None
+    alerts: list[Alert] = []
+    for signal, name in _SIGNAL_ALERT.items():
+        flagged = [ratings[i] for i in ordered if signal in marks[i]]
+        if not flagged:
+            continue
+        if signal == "burst":
+            assert first_burst is not None
+            since, raising = ratings[first_burst[0]], ratings[first_burst[1]]
+            threshold = rules.burst_window_s
+        else:
+            since = raising = flagged[0]
+            threshold = rules.seat_vacant_grace_s if signal == "seat_vacant" else rules.ticket_wait_s
+        alerts.append(_rating_alert(name, window, since, raising, flagged, cleared, policy, threshold))
+    alerts.sort(key=lambda a: (a.raised_at, a.type))
+    return WindowDayRatings(tuple(frozenset(marks.get(i, ())) for i in range(len(ratings))), tuple(alerts))
+
+
+def month_bounds(day: date) -> tuple[date, date]:
+    """The first day of ``day``'s month and the first day of the next month."""
+    first = day.replace(day=1)
+    return first, (first + timedelta(days=32)).replace(day=1)
+
+
+def never_below(window: str, month: date, ratings: Iterable[Rating], policy: Policy, until: datetime) -> Alert | None:
+    """A window whose counted real ratings of the month are all at or above ``never_below_level``.
+
+    Raised when the ``never_below_min_count``-th such rating arrives with no
+    lower one before it; cleared by the first lower rating after that, or at
+    the end of the month.  None when the month never met the condition.
+    """
+    rules = policy.ratings
+    first, after = month_bounds(month)
+    counted = sorted(
+        (r for r in ratings if r.origin == "device" and r.counted and first <= r.day < after and r.rated_at <= until),
+        key=lambda r: (r.rated_at, r.order),
+    )
+    if len(counted) < rules.never_below_min_count:
+        return None
+    before = counted[: rules.never_below_min_count]
+    if any(r.level < rules.never_below_level for r in before):
+        return None
+    raising = before[-1]
+    lower = next((r for r in counted[rules.never_below_min_count :] if r.level < rules.never_below_level), None)
+    month_end = day_start(after)
+    cleared = lower.rated_at if lower is not None else (month_end if until >= month_end else None)
+    flagged = counted if lower is None else [r for r in counted if r.rated_at < lower.rated_at]
+    level = rules.never_below_level
+    extra = (("month", first.strftime("%Y-%m")), ("level", f"≥{level} {LEVEL_ZH[level]}"))
+    alert = _rating_alert("rating_never_below", window, counted[0], raising, flagged, cleared, policy, 0, extra)
+    return replace(alert, facts=(("count", str(len(flagged))),) + extra)
+
+
+def overdue_alerts(window: str, orders: Iterable[WorkOrder], policy: Policy, now: datetime) -> tuple[Alert, ...]:
+    """A window's overdue episodes: while at least one of its orders is past a deadline without its step.
+
+    One episode per continuous stretch (the union of the orders' overdue
+    spans up to ``now``), so the window has at most one active overdue alert
+    however many orders are late; it clears when the last of them is called
+    back, handled, overturned or withdrawn.  Facts name the orders and the
+    deadline each missed.
+    """
+    spans = sorted(
+        ((start, end, kind, order) for order in orders for kind, start, end in overdue_intervals(order) if start <= now and end != start),
+        key=lambda s: (s[0], s[2], s[3].id or 0),
+    )
+    episodes: list[list[tuple[datetime, datetime | None, str, WorkOrder]]] = []
+    reach: datetime | None = None  # the current episode's end so far (None: still open)
+    for span in spans:
+        start, end = span[0], span[1]
+        if episodes and (reach is None or start <= reach):
+            episodes[-1].append(span)
+            reach = None if reach is None or end is None else max(reach, end)
+        else:
+            episodes.append([span])
+            reach = end
+    alerts = []
+    for members in episodes:
+        first = members[0]
+        ends = [m[1] for m in members]
+        key = "deadlines.callback_working_days" if first[2] == "callback" else "deadlines.rectify_working_days"
+        rule = RATING_ALERTS["work_order_overdue"]
+        alerts.append(
+            Alert(
+                window=window,
+                type="work_order_overdue",
+                condition_since=first[0],
+                raised_at=first[0],
+                cleared_at=None if any(e is None for e in ends) else max(e for e in ends if e is not None),
+                live=True,
+                severity=rule.severity,
+                rule=key,
+                threshold_s=0,
+                source=policy.sources.get(key, ""),
+                facts=(
+                    ("count", str(len({id(m[3]) for m in members}))),
+                    ("orders", _listed(f"{m[3].id if m[3].id is not None else '?'}:{'回访' if m[2] == 'callback' else '办结'}" for m in members)),
+                ),
+            )
+        )
+    return tuple(alerts)
+
+
+# --------------------------------------------------------------------------
+# Statistics
+# --------------------------------------------------------------------------
+
+GroupBy = Literal["window", "clerk", "department"]
+Period = Literal["day", "month"]
+
+
+@dataclass(frozen=True)
+class StatRow:
+    """One group (window, clerk or department) in one period, or the totals.
+
+    ``rated`` (有效评价) counts real ratings that count for their transaction
+    and were not overturned on appeal; only they enter the rates.
+    """
+
+    key: str
+    period: str
+    rated: int = 0
+    levels: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+    """Counts of levels 5, 4, 3, 2, 1 among ``rated``."""
+    satisfied: int = 0
+    bad: int = 0
+    defaults: int = 0
+    """System-default ratings (no real rating in time) — never in a rate."""
+    duplicates: int = 0
+    """Second ratings of an already rated transaction (一事一评) — never in a rate."""
+    overturned: int = 0
+    """Bad ratings found malicious or mistaken on appeal — out of ``rated``."""
+    work_orders: int = 0
+    handled: int = 0
+    on_time: int = 0
+    late: int = 0
+    signals: tuple[tuple[str, int], ...] = tuple((name, 0) for name in SIGNALS)
+    suspect: int = 0
+    """Rated ratings with at least one fraud signal."""
+    never_below: bool | None = None
+    rank: int | None = None
+
+    @staticmethod
+    def _rate(part: int, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    @property
+    def satisfaction_rate(self) -> float | None:
+        """满意率 = (非常满意 + 满意) / 有效评价."""
+        return self._rate(self.satisfied, self.rated)
+
+    @property
+    def bad_rate(self) -> float | None:
+        """差评率 = 差评 / 有效评价."""
+        return self._rate(self.bad, self.rated)
+
+    @property
+    def rectification_rate(self) -> float | None:
+        """整改率 = 已整改或已办结的工单 / 差评工单 (overturned and withdrawn orders left out)."""
+        return self._rate(self.handled, self.work_orders)
+
+    @property
+    def on_time_rate(self) -> float | None:
+        """按时办结率 = 按时 / (按时 + 超期): open orders not yet due are not judged."""
+        return self._rate(self.on_time, self.on_time + self.late)
+
+    def __add__(self, other: StatRow) -> StatRow:
+        return replace(
+            self,
+            rated=self.rated + other.rated,
+            levels=tuple(a + b for a, b in zip(self.levels, other.levels, strict=True)),  # type: ignore[arg-type]
+            satisfied=self.satisfied + other.satisfied,
+            bad=self.bad + other.bad,
+            defaults=self.defaults + other.defaults,
+            duplicates=self.duplicates + other.duplicates,
+            overturned=self.overturned + other.overturned,
+            work_orders=self.work_orders + other.work_orders,
+            handled=self.handled + other.handled,
+            on_time=self.on_time + other.on_time,
+            late=self.late + other.late,
+            signals=tuple((n, a + b) for (n, a), (_, b) in zip(self.signals, other.signals, strict=True)),
+            suspect=self.suspect + other.suspect,
+            never_below=None,
+            rank=None,
+        )
+
+
+def period_of(day: date, period: Period) -> str:
+    return day.isoformat() if period == "day" else day.strftime("%Y-%m")
+
+
+def _group(window: str, clerk: str | None, by: GroupBy, departments: Mapping[str, str]) -> str:
+    if by == "window":
+        return window
+    if by == "clerk":
+        return clerk or ""
+    return departments.get(window, "")
+
+
+def statistics(
+    ratings: Iterable[Rating],
+    orders: Iterable[WorkOrder],
+    by: GroupBy,
+    period: Period,
+    departments: Mapping[str, str],
+    policy: Policy,
+    now: datetime,
+) -> tuple[StatRow, ...]:
+    """Counts and rates per group and period, ranked within each period.
+
+    Ratings fall in the period of their transaction's day; work orders in
+    the period of their rating.  A clerk is the one the rating was credited
+    to (``""`` when nobody was logged in).  Ranking: by satisfaction rate,
+    then by bad-rating rate (lower first); equal rates share a rank (1, 1, 3);
+    groups without a rated rating are not ranked.  ``never_below`` (month
+    rows only): at least ``never_below_min_count`` rated ratings, none below
+    ``never_below_level``.  Rows are sorted by period, then rank, then key.
+    """
+    rules = policy.ratings
+    counts: dict[tuple[str, str], dict[str, object]] = {}
+    lowest: dict[tuple[str, str], int] = {}
+    order_list = list(orders)
+    overturned_ratings = {o.rating_id for o in order_list if o.status == "overturned" and o.rating_id is not None}
+
+    def cell(window: str, clerk: str | None, day: date) -> dict[str, object]:
+        key = (period_of(day, period), _group(window, clerk, by, departments))
+        if key not in counts:
+            counts[key] = {"levels": [0] * 5, "signals": {name: 0 for name in SIGNALS}}
+        return counts[key]
+
+    def bump(c: dict[str, object], name: str) -> None:
+        c[name] = int(c.get(name, 0)) + 1  # type: ignore[call-overload]
+
+    for r in ratings:
+        c = cell(r.window, r.clerk, r.day)
+        if r.origin == "default":
+            if r.counted:
+                bump(c, "defaults")
+            continue
+        if not r.counted:
+            bump(c, "duplicates")
+            continue
+        if r.id is not None and r.id in overturned_ratings:
+            bump(c, "overturned")
+            continue
+        bump(c, "rated")
+        c["levels"][5 - r.level] += 1  # type: ignore[index]
+        if r.level >= SATISFIED_AT_LEAST:
+            bump(c, "satisfied")
+        if is_bad(r.level, policy):
+            bump(c, "bad")
+        hit = [s for s in r.signals if s in SIGNALS]
+        for s in hit:
+            c["signals"][s] += 1  # type: ignore[index]
+        if hit:
+            bump(c, "suspect")
+        key = (period_of(r.day, period), _group(r.window, r.clerk, by, departments))
+        lowest[key] = min(lowest.get(key, 5), r.level)
+    for o in order_list:
+        if o.status in NOT_COUNTED:
+            continue
+        c = cell(o.window, o.clerk, o.day)
+        bump(c, "work_orders")
+        if o.handled_at is not None:
+            bump(c, "handled")
+        judged = timeliness(o, now)
+        if judged in ("on_time", "late"):
+            bump(c, judged)
+
+    rows = []
+    for (label, key), c in counts.items():
+        rated = int(c.get("rated", 0))  # type: ignore[call-overload]
+        rows.append(
+            StatRow(
+                key=key,
+                period=label,
+                rated=rated,
+                levels=tuple(c["levels"]),  # type: ignore[arg-type]
+                satisfied=int(c.get("satisfied", 0)),  # type: ignore[call-overload]
+                bad=int(c.get("bad", 0)),  # type: ignore[call-overload]
+                defaults=int(c.get("defaults", 0)),  # type: ignore[call-overload]
+                duplicates=int(c.get("duplicates", 0)),  # type: ignore[call-overload]
+                overturned=int(c.get("overturned", 0)),  # type: ignore[call-overload]
+                work_orders=int(c.get("work_orders", 0)),  # type: ignore[call-overload]
+                handled=int(c.get("handled", 0)),  # type: ignore[call-overload]
+                on_time=int(c.get("on_time", 0)),  # type: ignore[call-overload]
+                late=int(c.get("late", 0)),  # type: ignore[call-overload]
+                signals=tuple(c["signals"].items()),  # type: ignore[attr-defined]
+                suspect=int(c.get("suspect", 0)),  # type: ignore[call-overload]
+                never_below=(rated >= rules.never_below_min_count and lowest.get((label, key), 5) >= rules.never_below_level)
+                if period == "month"
+                else None,
+            )
+        )
+    return rank(rows)
+
+
+def rank(rows: Iterable[StatRow]) -> tuple[StatRow, ...]:
+    """Rank each period's rated rows: higher satisfaction first, then lower bad-rating rate; ties share a rank."""
+    by_period: dict[str, list[StatRow]] = {}
+    for row in rows:
+        by_period.setdefault(row.period, []).append(row)
+    ranked: list[StatRow] = []
+    for label in sorted(by_period):
+        group = by_period[label]
+        merit = {id(r): (-(r.satisfaction_rate or 0.0), r.bad_rate or 0.0) for r in group}
+        scored = sorted((r for r in group if r.rated), key=lambda r: (merit[id(r)], r.key))
+        place: dict[int, int] = {}
+        for position, row in enumerate(scored, 1):
+            previous = scored[position - 2] if position > 1 else None
+            place[id(row)] = place[id(previous)] if previous is not None and merit[id(previous)] == merit[id(row)] else position
+        ordered = scored + sorted((r for r in group if not r.rated), key=lambda r: r.key)
+        ranked += [replace(r, rank=place.get(id(r))) for r in ordered]
+    return tuple(ranked)
+
+
+def totals(rows: Iterable[StatRow], label: str) -> StatRow:
+    """The sum of rows' counts (its rates are computed from the sums, never averaged)."""
+    total = StatRow(key="", period=label)
+    for row in rows:
+        total = total + row
+    return total
