@@ -11,8 +11,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,10 +34,16 @@ from server.gallery_publish import GalleryPublisher, gallery_devices, gallery_ro
 from server.patrol_api import patrol_router
 from server.patrol_store import PatrolService
 from server.policy_files import load_policy
+from server.influx_sink import InfluxSink
 from server.ratings_api import ratings_router
 from server.ratings_service import RatingsService
+from server.review_api import review_router
 from server.store import Changes, Store
 from server.supervisor import Supervisor
+# users, sessions, permissions and the audit log (issue 7)
+from server.audit import AuditLog, AuditMiddleware
+from server.auth_api import Authority, session_router
+from server.users import Principal, SessionPolicy, UserStore
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -61,10 +66,15 @@ class ServerSettings:
     evidence_retention_days: int = 30
     """Evidence snapshots older than this are deleted (personal data: keep it short)."""
     face_target_far: float = 0.01
-
-
-class Acknowledgement(BaseModel):
-    by: str = Field(min_length=1, max_length=64)
+    session_policy: SessionPolicy = SessionPolicy()
+    """How long a login lasts unused, and at most."""
+    influx_url: str | None = None
+    """An InfluxDB (or VictoriaMetrics) write endpoint: every committed event is exported there too."""
+    influx_bucket: str = "hallwatch"
+    influx_org: str = "hallwatch"
+    influx_token_file: Path | None = None
+    influx_spool_dir: Path | None = None
+    """Where points wait while the time-series database is down (default: data_dir/influx-spool)."""
 
 
 class Hub:
@@ -134,6 +144,18 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
     )
     faces = face_service(engine, publisher, settings.face_key_file, settings.gallery_key_file, settings.signing_key_file, settings.face_target_far)
     evidence = EvidenceStore(engine, settings.data_dir / "evidence", settings.evidence_retention_days, clock)
+    sink = (
+        InfluxSink(
+            settings.influx_url,
+            bucket=settings.influx_bucket,
+            org=settings.influx_org,
+            token_file=settings.influx_token_file,
+            spool_dir=settings.influx_spool_dir or settings.data_dir / "influx-spool",
+            hall_id=hall.hall.id,
+        )
+        if settings.influx_url
+        else None
+    )
     periodic: list[Callable[[], object]] = [patrols.start_due_rounds, evidence.tick]
     if faces is not None:
         periodic.append(lambda: faces.tick(ingestor.connection))
@@ -143,25 +165,38 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
         settings.broker,
         lambda changes: hub.publish(_messages(changes, store, ingestor)),
         supervisor=supervisor,
-        followers=[ratings.follow],
+        followers=[ratings.follow, *([sink.follow] if sink else [])],  # the sink after ratings: their alerts are exported too
         periodic=periodic,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub.loop = asyncio.get_running_loop()
+        if sink is not None:
+            sink.start()
         ingestor.start()
         try:
             yield
         finally:
             await asyncio.to_thread(ingestor.stop)
+            if sink is not None:
+                await asyncio.to_thread(sink.close)
             engine.dispose()
 
     app = FastAPI(title="HallWatch", version="0.1.0", lifespan=lifespan)
     app.state.ingestor = ingestor
     app.state.store = store
 
-    @app.get("/api/hall")
+    # ---- users, sessions, permissions and the audit log (issue 7): reading needs a
+    # logged-in principal, every change its permission; the middleware audits changes.
+    authority = Authority(UserStore(engine, settings.session_policy), admin_token(settings.admin_token_file))
+    audit = AuditLog(engine)
+    app.add_middleware(AuditMiddleware, audit=audit)
+    app.include_router(session_router(authority, audit))
+    api = APIRouter(dependencies=[Depends(authority.principal)])
+    # ---- end of users block
+
+    @api.get("/api/hall")
     def get_hall() -> dict[str, Any]:
         return {
             "id": hall.hall.id,
@@ -170,24 +205,24 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
             "clock": {"now": clock().isoformat(), "speed": getattr(clock, "speed", 1.0)},
         }
 
-    @app.get("/api/windows")
+    @api.get("/api/windows")
     def get_windows() -> list[dict[str, Any]]:
         cameras = store.device_statuses()
         with Session(engine) as session:
             rows = session.scalars(select(WindowRow).where(WindowRow.hall_id == hall.hall.id).order_by(WindowRow.id))
             return [window_json(row, cameras.get(row.camera_device or "")) for row in rows]
 
-    @app.get("/api/devices")
+    @api.get("/api/devices")
     def get_devices() -> list[dict[str, Any]]:
         with Session(engine) as session:
             rows = session.scalars(select(DeviceRow).where(DeviceRow.hall_id == hall.hall.id).order_by(DeviceRow.id))
             return [device_json(row) for row in rows]
 
-    @app.get("/api/stats")
-    def get_stats() -> dict[str, int]:
-        return ingestor.counters.as_dict()
+    @api.get("/api/stats")
+    def get_stats() -> dict[str, Any]:
+        return ingestor.counters.as_dict() | ({"influx": sink.stats()} if sink is not None else {})
 
-    @app.get("/api/events")
+    @api.get("/api/events")
     def get_events(
         limit: int = Query(50, ge=1, le=1000),
         device_id: str | None = None,
@@ -204,14 +239,15 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
         with Session(engine) as session:
             return [event_json(row) | {"boot": row.boot, "seq": row.seq} for row in session.scalars(query)]
 
-    @app.get("/api/alerts")
+    @api.get("/api/alerts")
     def get_alerts(active: bool = False, limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
         """Alerts newest first; ``active`` keeps those not yet cleared."""
         return supervisor.alerts(active_only=active, limit=limit)
 
-    @app.post("/api/alerts/{alert_id}/ack")
-    def acknowledge(alert_id: int, body: Acknowledgement) -> dict[str, Any]:
-        alert = supervisor.acknowledge(alert_id, body.by)
+    @api.post("/api/alerts/{alert_id}/ack")
+    def acknowledge(alert_id: int, by: Principal = Depends(authority.require("alerts.ack"))) -> dict[str, Any]:
+        """Acknowledge an alert as the logged-in user."""
+        alert = supervisor.acknowledge(alert_id, by.name)
         if alert is None:
             raise HTTPException(404, f"no alert {alert_id}")
         hub.publish([{"kind": "alert", "alert": alert}])
@@ -219,20 +255,20 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
 
     register = LeaveRegister(engine, hall)
 
-    @app.get("/api/leaves")
+    @api.get("/api/leaves")
     def get_leaves(day: date) -> list[dict[str, Any]]:
         """Register entries that touch a day (hall time)."""
         start = datetime.combine(day, datetime.min.time(), HALL_TZ)
         return register.between(start, start + timedelta(days=1))
 
-    @app.post("/api/leaves")
+    @api.post("/api/leaves", dependencies=[Depends(authority.require("leaves.write"))])
     def add_leaves(entries: list[LeaveEntry]) -> dict[str, list[int]]:
         try:
             return {"ids": register.add(entries)}
         except RegisterError as exc:
             raise HTTPException(422, {"problems": exc.problems}) from None
 
-    @app.post("/api/leaves/import")
+    @api.post("/api/leaves/import", dependencies=[Depends(authority.require("leaves.write"))])
     async def import_leaves(request: Request) -> dict[str, int]:
         """Bulk import a register CSV (UTF-8); all or nothing, every bad row reported."""
         raw = await request.body()
@@ -244,12 +280,12 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
             raise HTTPException(422, {"problems": exc.problems}) from None
         return {"imported": len(register.add(entries))}
 
-    @app.get("/api/policy")
+    @api.get("/api/policy")
     def get_policy() -> dict[str, Any]:
         """The policy in force, with the source of every value."""
         return policy.model_dump(mode="json")
 
-    @app.get("/api/rejections")
+    @api.get("/api/rejections")
     def get_rejections(limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
         with Session(engine) as session:
             rows = session.scalars(select(RejectionRow).order_by(RejectionRow.id.desc()).limit(limit))
@@ -260,6 +296,9 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
 
     @app.websocket("/ws")
     async def websocket(socket: WebSocket) -> None:
+        if await asyncio.to_thread(authority.identify, socket) is None:
+            await socket.close(code=1008, reason="log in first")
+            return
         await socket.accept()
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(Hub.QUEUE_MAX)
         hub.clients.add(queue)
@@ -271,20 +310,21 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
         finally:
             hub.clients.discard(queue)
 
-    app.include_router(patrol_router(patrols))
-    app.include_router(ratings_router(ratings))
-    app.include_router(attendance_router(AttendanceService(engine, hall, policy, calendar, clock)))
+    app.include_router(api)
+    app.include_router(patrol_router(patrols, authority))
+    app.include_router(ratings_router(ratings, authority))
+    app.include_router(review_router(engine, hall, policy, calendar, clock, authority.principal))
+    app.include_router(attendance_router(AttendanceService(engine, hall, policy, calendar, clock), authority))
     app.include_router(gallery_router(publisher, settings.passwd_file))
-    token = admin_token(settings.admin_token_file)
     app.include_router(
         evidence_router(
-            evidence, hall.hall.id, store.registry, settings.passwd_file, token, lambda device_id, payload: ingestor.publish_to_device(device_id, "cmd", payload, retain=False)
+            evidence, hall.hall.id, store.registry, settings.passwd_file, authority, lambda device_id, payload: ingestor.publish_to_device(device_id, "cmd", payload, retain=False)
         )
     )
     app.include_router(
         faces_router(
             lambda: faces.registry if faces else None,
-            token,
+            authority,
             faces.rebuild if faces else lambda: {},
         )
     )

@@ -1,16 +1,22 @@
-"""Attendance over HTTP: a month's results, the monthly sheet (xlsx), make-up punch requests."""
+"""Attendance over HTTP: a month's results, the monthly sheet (xlsx), make-up punch requests.
+
+Reading needs a logged-in user; filing and deciding make-up punches need their
+permissions, and the decider is the logged-in user.
+"""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
+from server.auth_api import Authority
 from server.attendance_service import AttendanceService, makeup_json, month_json
 from server.rules.attendance import MakeUpRefused, MakeUpTransitionError
 from server.rules.calendar import CalendarGapError
+from server.users import Principal
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -22,12 +28,12 @@ class MakeUpFiling(BaseModel):
 
 
 class Decision(BaseModel):
-    by: str = Field(min_length=1, max_length=64)
     note: str = Field(default="", max_length=200)
 
 
-def attendance_router(service: AttendanceService) -> APIRouter:
-    router = APIRouter(prefix="/api/attendance", tags=["attendance"])
+def attendance_router(service: AttendanceService, authority: Authority) -> APIRouter:
+    router = APIRouter(prefix="/api/attendance", tags=["attendance"], dependencies=[Depends(authority.principal)])
+    decider = Depends(authority.require("makeups.decide"))
     Year = Path(ge=2000, le=2099)
     Month = Path(ge=1, le=12)
 
@@ -54,16 +60,16 @@ def attendance_router(service: AttendanceService) -> APIRouter:
         return [makeup_json(r) for r in service.requests(state, since)]
 
     @router.post("/makeups", status_code=201)
-    def file(filing: MakeUpFiling) -> dict[str, Any]:
+    def file(filing: MakeUpFiling, _: Principal = Depends(authority.require("makeups.file"))) -> dict[str, Any]:
         """File a make-up punch (补卡); refused with the rule and its source when the policy says no."""
         try:
             return makeup_json(service.file(filing.person_id, filing.claimed_at, filing.reason))
         except MakeUpRefused as exc:
             raise HTTPException(422, {"reason": str(exc), "rule": exc.rule, "source": exc.source}) from None
 
-    def decide(request_id: int, decision: Decision, approve: bool) -> dict[str, Any]:
+    def decide(request_id: int, decision: Decision, approve: bool, by: Principal) -> dict[str, Any]:
         try:
-            row = service.decide(request_id, approve, decision.by, decision.note)
+            row = service.decide(request_id, approve, by.name, decision.note)
         except MakeUpTransitionError as exc:
             raise HTTPException(409, str(exc)) from None
         if row is None:
@@ -71,11 +77,11 @@ def attendance_router(service: AttendanceService) -> APIRouter:
         return makeup_json(row)
 
     @router.post("/makeups/{request_id}/approve")
-    def approve(request_id: int, decision: Decision) -> dict[str, Any]:
-        return decide(request_id, decision, True)
+    def approve(request_id: int, decision: Decision, by: Principal = decider) -> dict[str, Any]:
+        return decide(request_id, decision, True, by)
 
     @router.post("/makeups/{request_id}/reject")
-    def reject(request_id: int, decision: Decision) -> dict[str, Any]:
-        return decide(request_id, decision, False)
+    def reject(request_id: int, decision: Decision, by: Principal = decider) -> dict[str, Any]:
+        return decide(request_id, decision, False, by)
 
     return router

@@ -1,4 +1,4 @@
-"""The ``hallwatch`` command: demo, server, agent, simulate, device, broker, faces, attendance, camera."""
+"""The ``hallwatch`` command: demo, server, agent, simulate, device, broker, faces, attendance, camera, user."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from broker.connection import BrokerSettings
 from broker.timeutil import HALL_TZ
 from server.camera_cli import camera_app
 from server.faces_cli import faces_app
+from server.users_cli import demo_users, user_app
 
 app = typer.Typer(help="HallWatch 政务服务大厅窗口监管 — supervision of service hall windows.", no_args_is_help=True)
 device_app = typer.Typer(help="Register devices and their broker credentials.", no_args_is_help=True)
@@ -34,6 +35,7 @@ app.add_typer(faces_app, name="faces")
 attendance_app = typer.Typer(help="考勤 Attendance: the monthly sheet.", no_args_is_help=True)
 app.add_typer(attendance_app, name="attendance")
 app.add_typer(camera_app, name="camera")
+app.add_typer(user_app, name="user")
 console = Console(stderr=True)
 
 HallFile = Annotated[Path, typer.Option("--hall", help="Hall file (windows and devices).")]
@@ -80,12 +82,20 @@ def server(
     face_key_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_FACE_KEY_FILE", help="Face template key (hallwatch faces keys init).")] = None,
     gallery_key_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_GALLERY_KEY_FILE", help="Gallery encryption key.")] = None,
     signing_key_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_GALLERY_SIGNING_KEY_FILE", help="Gallery signing key.")] = None,
-    admin_token_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_ADMIN_TOKEN_FILE", help="Token for face administration and evidence viewing.")] = None,
+    admin_token_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_ADMIN_TOKEN_FILE", help="Token with which scripts call the API as an administrator.")] = None,
+    session_idle_minutes: Annotated[int, typer.Option(min=1, max=1440, help="A login unused this long ends.")] = 30,
+    session_hours: Annotated[int, typer.Option(min=1, max=168, help="A login ends this long after it began.")] = 12,
     evidence_days: Annotated[int, typer.Option(min=1, max=3650, help="Days an evidence picture is kept.")] = 30,
+    influx_url: Annotated[Optional[str], typer.Option(help="Export every event to this InfluxDB / VictoriaMetrics URL (docs/timeseries.md).")] = None,
+    influx_bucket: Annotated[str, typer.Option(help="InfluxDB bucket.")] = "hallwatch",
+    influx_org: Annotated[str, typer.Option(help="InfluxDB organisation.")] = "hallwatch",
+    influx_token_file: Annotated[Optional[Path], typer.Option(help="File holding the InfluxDB token (0600).")] = None,
+    influx_spool_dir: Annotated[Optional[Path], typer.Option(help="Where points wait while the database is down (default: DATA_DIR/influx-spool).")] = None,
     verbose: bool = False,
 ) -> None:
     """Run the server: ingest from the broker, API, WebSocket and live page."""
     from server.app import ServerSettings, create_app
+    from server.users import SessionPolicy
 
     _logging(verbose)
     settings = ServerSettings(
@@ -99,6 +109,12 @@ def server(
         signing_key_file=signing_key_file,
         admin_token_file=admin_token_file,
         evidence_retention_days=evidence_days,
+        influx_url=influx_url,
+        influx_bucket=influx_bucket,
+        influx_org=influx_org,
+        influx_token_file=influx_token_file,
+        influx_spool_dir=influx_spool_dir,
+        session_policy=SessionPolicy(timedelta(minutes=session_idle_minutes), timedelta(hours=session_hours)),
     )
     try:
         application = create_app(settings, _load_hall(hall))
@@ -195,6 +211,8 @@ def demo(
     """The demo hall on embedded defaults: amqtt broker, SQLite, simulator, live page."""
     from broker.embedded import EmbeddedBroker
     from server.app import ServerSettings, create_app
+    from server.db import make_engine
+    from server.users import UserStore
 
     _logging(verbose)
     hall_config = _load_hall(DEFAULT_HALL)
@@ -212,6 +230,7 @@ def demo(
     stop = threading.Event()
     runtimes, simulator = _start_simulation(hall_config, embedded.url, data_dir / "devices", None, speed, "07:58", seed, 5.0)
     application = create_app(settings, hall_config, clock=simulator.clock)
+    demo_users(UserStore(make_engine(settings.database_url)), data_dir)
     _freeze_startup_objects()
     sim_thread = threading.Thread(target=simulator.run, args=(stop,), name="simulator", daemon=True)
     sim_thread.start()

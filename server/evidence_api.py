@@ -5,8 +5,8 @@ A camera takes a snapshot at the onset of a vacancy and when the server asks
 faces (:mod:`vision.evidence`).  The picture is a file under the server's
 data folder (0600), described by a row in ``evidence``; a seat event or an
 alert refers to it by id.  Uploads authenticate with the camera's broker
-account and are accepted only for the camera's own windows.  Viewing needs
-the administrator token until user roles exist.  Pictures older than the
+account and are accepted only for the camera's own windows.  Viewing and
+asking for a snapshot need the permission ``evidence.view``.  Pictures older than the
 retention period are deleted, row and file, by the server's periodic sweep.
 """
 
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from broker.protocol import Command, encode
 from broker.timeutil import Clock, hall_iso, shanghai_now
-from server.admin_auth import require_admin
+from server.auth_api import Authority
 from server.db import EvidenceRow
 from server.device_auth import device_login
 from server.validation import KnownDevice
@@ -167,11 +167,11 @@ def evidence_router(
     hall_id: str,
     registry: Callable[[], Mapping[str, KnownDevice]],
     passwd_file: Path | None,
-    token: bytes | None,
+    authority: Authority,
     send_command: Callable[[str, bytes], None],
 ) -> APIRouter:
     """``POST /api/evidence`` (window cameras); ``GET /api/evidence``, ``/api/evidence/{id}`` and
-    ``POST /api/evidence/request`` (administrator).  ``send_command(device_id, payload)`` publishes
+    ``POST /api/evidence/request`` (permission ``evidence.view``).  ``send_command(device_id, payload)`` publishes
     a command to one device."""
     router = APIRouter(tags=["evidence"])
 
@@ -212,11 +212,10 @@ def evidence_router(
             return {"id": evidence_id, "stored": False}
         return {"id": evidence_id, "stored": True}
 
-    def admin(request: Request) -> None:
-        require_admin(request, token, "evidence viewing")
+    viewer = Depends(authority.require("evidence.view"))
 
     @router.post("/api/evidence/request", status_code=202)
-    def request_snapshot(window_id: Annotated[str, Query(pattern=IDENT)], _: None = Depends(admin)) -> dict[str, Any]:
+    def request_snapshot(window_id: Annotated[str, Query(pattern=IDENT)], _: Any = viewer) -> dict[str, Any]:
         """Ask every camera that watches the window for a snapshot now; each answers with an ``ack``
         whose detail is the evidence id, and the picture follows as an upload (cause ``request``)."""
         cameras = sorted(d for d, k in registry().items() if k.kind == "window_camera" and k.hall_id == hall_id and window_id in k.windows)
@@ -230,11 +229,11 @@ def evidence_router(
         return {"window_id": window_id, "commands": sent}
 
     @router.get("/api/evidence")
-    def listing(window_id: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100, _: None = Depends(admin)) -> list[dict[str, Any]]:
+    def listing(window_id: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100, _: Any = viewer) -> list[dict[str, Any]]:
         return store.list(window_id, limit)
 
     @router.get("/api/evidence/{evidence_id}", response_class=Response)
-    def picture(evidence_id: Annotated[str, PathParam(pattern=ID_PATTERN)], _: None = Depends(admin)) -> Response:
+    def picture(evidence_id: Annotated[str, PathParam(pattern=ID_PATTERN)], _: Any = viewer) -> Response:
         found = store.get(evidence_id)
         if found is None:
             raise HTTPException(404, f"no evidence {evidence_id} (never received, or past the retention period)")

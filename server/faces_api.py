@@ -1,10 +1,8 @@
 """The face administration API: list, enrol (photo upload), delete, calibration report.
 
 Enrolling and deleting faces is the most sensitive thing the server does, so
-these endpoints are off unless an administrator token is configured
-(``HALLWATCH_ADMIN_TOKEN_FILE``, a 0600 file) and every call must carry it
-as ``Authorization: Bearer …``.  (User accounts and roles replace the token
-when the supervisor pages arrive.)  After each change the gallery is rebuilt
+every endpoint here needs the permission ``faces.admin`` (role ``admin``, or
+the administrator token of scripts).  After each change the gallery is rebuilt
 and published to the terminals (``on_change``).
 """
 
@@ -13,24 +11,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.db import GalleryVersionRow
-from server.admin_auth import require_admin
+from server.auth_api import Authority
 from server.face_registry import FaceRegistry, RegistryError
+from server.users import Principal
 
 MAX_PHOTO_BYTES = 10 * 2**20
 MAX_PHOTOS = 20
 
 
-def faces_router(registry: Callable[[], FaceRegistry | None], token: bytes | None, on_change: Callable[[], dict[str, Any]]) -> APIRouter:
+def faces_router(registry: Callable[[], FaceRegistry | None], authority: Authority, on_change: Callable[[], dict[str, Any]]) -> APIRouter:
     """``registry`` gives the register, or None when no template key is configured."""
     router = APIRouter(prefix="/api/faces", tags=["faces"])
 
-    def authorised(request: Request) -> FaceRegistry:
-        require_admin(request, token, "face administration")
+    def authorised(_: Principal = Depends(authority.require("faces.admin"))) -> FaceRegistry:
         found = registry()
         if found is None:
             raise HTTPException(503, "face templates cannot be stored: HALLWATCH_FACE_KEY_FILE is not set")

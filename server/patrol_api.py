@@ -5,7 +5,9 @@ the server includes; the rules are in :mod:`server.rules.patrol`, storage in
 :mod:`server.patrol_store`, the workflow in ``docs/patrols.md``.
 
 Every input is validated by pydantic (422 naming the field and value); a
-transition the workflow refuses answers 409 with the reason.
+transition the workflow refuses answers 409 with the reason.  Reading needs a
+logged-in user; each step needs its permission (server/users.py), and the
+actor of a step is the logged-in user, never a name typed in the request.
 """
 
 # No ``from __future__ import annotations``: the request models are built per
@@ -16,7 +18,7 @@ import io
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.exceptions import RequestValidationError
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
@@ -24,16 +26,17 @@ from openpyxl.utils import get_column_letter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from broker.timeutil import HALL_TZ, hall_iso
+from server.auth_api import Authority
 from server.patrol_store import Conflict, NotFound, PatrolService, RoundView
 from server.rules import patrol as rules
 from server.rules.calendar import CalendarGapError
+from server.users import Principal
 from server.rules.patrol import Bulletin, BulletinItem, ChecklistEntry, Finding, PatrolRound, TransitionError
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 BULLETIN_COLUMNS = ("序号", "窗口", "部门", "时间", "问题类别", "情况描述", "依据", "状态", "异议/处理")
 CARRIED_COLUMNS = ("序号", "窗口", "部门", "时间", "问题类别", "情况描述", "通报周次", "状态", "未解决原因", "异议/处理")
 
-_ACTOR = Field(min_length=1, max_length=64, description="who takes the step (name or staff id)")
 _REASON = Field(min_length=1, max_length=1000)
 
 
@@ -42,20 +45,13 @@ class _Body(BaseModel):
 
 
 class Confirmation(_Body):
-    actor: str = _ACTOR
     note: str = Field("", max_length=1000)
 
 
 class Decision(_Body):
     """A step that needs a reason: dismiss, dispute, uphold, overturn, rectify (整改情况)."""
 
-    actor: str = _ACTOR
     reason: str = _REASON
-
-
-class Finish(_Body):
-    actor: str = _ACTOR
-
 
 
 def _span(f: Finding) -> str:
@@ -71,13 +67,14 @@ def _invalid(loc: tuple[str | int, ...], msg: str, value: Any) -> RequestValidat
     return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg, "input": value}])
 
 
-def patrol_router(service: PatrolService) -> APIRouter:
+def patrol_router(service: PatrolService, authority: Authority) -> APIRouter:
     """The patrol endpoints of one hall (see the module docstring and docs/patrols.md)."""
     hall, policy, calendar = service.hall, service.policy, service.calendar
     windows = {w.id: w for w in hall.windows}
     window_list = ", ".join(windows)
     round_names = [r.name for r in policy.patrols.rounds]
-    router = APIRouter(tags=["patrols"])
+    router = APIRouter(tags=["patrols"], dependencies=[Depends(authority.principal)])
+    patrol = Depends(authority.require("patrols.run"))
 
     def check_window(value: str) -> str:
         if value not in windows:
@@ -85,7 +82,6 @@ def patrol_router(service: PatrolService) -> APIRouter:
         return value
 
     class StartRound(_Body):
-        officer: str = _ACTOR
         kind: Literal["hall", "cctv"] = "hall"
         """``hall``: a walk through the hall (大厅巡查); ``cctv``: a CCTV session (监控巡查), finished with /finish."""
         round: str | None = Field(None, description="the scheduled round it fulfils, e.g. 上午巡查; none for an unscheduled round")
@@ -101,7 +97,6 @@ def patrol_router(service: PatrolService) -> APIRouter:
         window: str
         category: rules.CategoryName
         note: str = Field(min_length=1, max_length=1000)
-        officer: str = _ACTOR
         round_id: int | None = Field(None, ge=1)
         observed_at: datetime | None = None
         """When it was seen (default: now).  A time without offset is hall time."""
@@ -267,9 +262,9 @@ def patrol_router(service: PatrolService) -> APIRouter:
     # ---------------------------------------------------------------- rounds
 
     @router.post("/api/patrols", status_code=201)
-    def start_round(body: StartRound) -> dict[str, Any]:
-        """Start a patrol round now: drafts findings from the alerts since the previous round; returns the checklist."""
-        return view_json(run(service.start_round, body.officer, body.kind, body.round))
+    def start_round(body: StartRound, officer: Principal = patrol) -> dict[str, Any]:
+        """Start a patrol round now, the logged-in user its officer: drafts findings from the alerts since the previous round; returns the checklist."""
+        return view_json(run(service.start_round, officer.name, body.kind, body.round))
 
     @router.get("/api/patrols")
     def list_rounds(day: date | None = None) -> dict[str, Any]:
@@ -301,9 +296,9 @@ def patrol_router(service: PatrolService) -> APIRouter:
         return view_json(run(service.get_round, round_id))
 
     @router.post("/api/patrols/{round_id}/finish")
-    def finish_round(round_id: int, body: Finish) -> dict[str, Any]:
+    def finish_round(round_id: int, officer: Principal = patrol) -> dict[str, Any]:
         """End a round (its length counts towards the weekly CCTV patrol time)."""
-        return view_json(run(service.finish_round, round_id, body.actor))
+        return view_json(run(service.finish_round, round_id, officer.name))
 
     # ---------------------------------------------------------------- findings
 
@@ -319,14 +314,14 @@ def patrol_router(service: PatrolService) -> APIRouter:
         return [finding_json(f) for f in service.list_findings(window, status, limit)]
 
     @router.post("/api/findings", status_code=201)
-    def add_finding(body: NewFinding) -> dict[str, Any]:
+    def add_finding(body: NewFinding, officer: Principal = patrol) -> dict[str, Any]:
         """Record what the officer saw (a draft, confirmed like any other)."""
         now = service.now()
         if body.observed_at is not None and body.observed_at > now + timedelta(minutes=5):
             raise _invalid(("body", "observed_at"), f"observed_at {body.observed_at.isoformat()} is in the future (now {now.isoformat()})", body.observed_at.isoformat())
         try:
             f = service.add_finding(
-                body.window, body.category, body.note, body.officer, round_id=body.round_id, observed_at=body.observed_at, source=body.basis
+                body.window, body.category, body.note, officer.name, round_id=body.round_id, observed_at=body.observed_at, source=body.basis
             )
         except NotFound as exc:
             raise _invalid(("body", "round_id"), str(exc), body.round_id) from exc
@@ -339,22 +334,22 @@ def patrol_router(service: PatrolService) -> APIRouter:
         return finding_json(run(service.get_finding, finding_id))
 
     @router.post("/api/findings/{finding_id}/confirm")
-    def confirm(finding_id: int, body: Confirmation) -> dict[str, Any]:
+    def confirm(finding_id: int, body: Confirmation, officer: Principal = patrol) -> dict[str, Any]:
         """The officer confirms a draft: it is reported, and the window lead's dispute period starts."""
-        return finding_json(run(service.transition, finding_id, "confirm", body.actor, body.note))
+        return finding_json(run(service.transition, finding_id, "confirm", officer.name, body.note))
 
-    def decision(action: str, doc: str) -> None:
-        def endpoint(finding_id: int, body: Decision) -> dict[str, Any]:
-            return finding_json(run(service.transition, finding_id, action, body.actor, body.reason))
+    def decision(action: str, permission: str, doc: str) -> None:
+        def endpoint(finding_id: int, body: Decision, actor: Principal = Depends(authority.require(permission))) -> dict[str, Any]:
+            return finding_json(run(service.transition, finding_id, action, actor.name, body.reason))
 
         endpoint.__doc__ = doc
         router.add_api_route(f"/api/findings/{{finding_id}}/{action}", endpoint, methods=["POST"], name=action)
 
-    decision("dismiss", "The officer dismisses a draft; the reason is required (e.g. the clerk had paused properly).")
-    decision("dispute", "The window lead disputes a confirmed finding within the dispute period (再核实); reason required.")
-    decision("uphold", "The re-check keeps the finding (异议不成立); someone other than the disputer decides; reason required.")
-    decision("overturn", "The re-check withdraws the finding (异议成立); someone other than the disputer decides; reason required.")
-    decision("rectify", "The window reports the problem corrected (整改情况) — a confirmed or upheld finding stops being carried over.")
+    decision("dismiss", "patrols.run", "The officer dismisses a draft; the reason is required (e.g. the clerk had paused properly).")
+    decision("dispute", "findings.dispute", "The window lead disputes a confirmed finding within the dispute period (再核实); reason required.")
+    decision("uphold", "findings.decide", "The re-check keeps the finding (异议不成立); someone other than the disputer decides; reason required.")
+    decision("overturn", "findings.decide", "The re-check withdraws the finding (异议成立); someone other than the disputer decides; reason required.")
+    decision("rectify", "findings.rectify", "The window reports the problem corrected (整改情况) — a confirmed or upheld finding stops being carried over.")
 
     # ---------------------------------------------------------------- bulletins
 

@@ -6,6 +6,8 @@ the rules are in :mod:`server.rules.ratings`, storage in
 
 Every input is validated (422 naming the field and the value); a step the
 work-order workflow refuses answers 409 with the reason, an unknown order 404.
+Reading needs a logged-in user; each work-order step needs its permission
+(``STEP_PERMISSIONS``), and its actor is the logged-in user.
 """
 
 # No ``from __future__ import annotations``: the query models close over the
@@ -14,16 +16,18 @@ work-order workflow refuses answers 409 with the reason, an unknown order 404.
 from datetime import date
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from broker.timeutil import hall_iso
+from server.auth_api import Authority
 from server.db import RatingRow
 from server.ratings_service import NotFound, RatingsService, StatsView, order_deadline_error
 from server.ratings_sheet import definitions, ratings_xlsx
 from server.rules import ratings as rules
 from server.rules.ratings import StatRow, TransitionError, WorkOrder
+from server.users import Principal
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MAX_DAYS = 366
@@ -33,13 +37,21 @@ ORIGIN_ZH = {"device": "评价器", "default": "系统默认"}
 StatusName = Literal["assigned", "called_back", "rectified", "closed", "appealed", "upheld", "overturned", "withdrawn"]
 ActionName = Literal["call_back", "rectify", "close", "appeal", "uphold", "overturn"]
 SignalName = Literal["seat_vacant", "no_ticket", "clerk_mismatch", "burst"]
+STEP_PERMISSIONS: dict[str, str] = {
+    "call_back": "work_orders.handle",
+    "rectify": "work_orders.handle",
+    "appeal": "work_orders.handle",
+    "close": "work_orders.decide",
+    "uphold": "work_orders.decide",
+    "overturn": "work_orders.decide",
+}
+"""The department's steps and the office's decisions."""
 
 
 class StepRequest(BaseModel):
-    """One step of a work order: who takes it and what was done (回访情况, 整改情况, 办结说明, 申诉理由 or 核实结论)."""
+    """One step of a work order: what was done (回访情况, 整改情况, 办结说明, 申诉理由 or 核实结论); the actor is the logged-in user."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    actor: str = Field(min_length=1, max_length=64, description="who takes the step (name or staff id)")
     note: str = Field(min_length=1, max_length=1000)
 
 
@@ -51,11 +63,11 @@ def _rate(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def ratings_router(service: RatingsService) -> APIRouter:
+def ratings_router(service: RatingsService, authority: Authority) -> APIRouter:
     """The ratings endpoints of one hall (see the module docstring and docs/ratings.md)."""
     windows = service.windows
     window_list = ", ".join(windows)
-    router = APIRouter(tags=["ratings"])
+    router = APIRouter(tags=["ratings"], dependencies=[Depends(authority.principal)])
 
     def check_window(window: str | None) -> str | None:
         if window is not None and window not in windows:
@@ -253,11 +265,14 @@ def ratings_router(service: RatingsService) -> APIRouter:
     def get_order(order_id: int) -> dict[str, Any]:
         return order_json(*run(service.get_order, order_id))
 
+    def step_actor(action: ActionName, principal: Principal = Depends(authority.principal)) -> Principal:
+        return authority.check(principal, STEP_PERMISSIONS[action])
+
     @router.post("/api/work-orders/{order_id}/{action}")
-    def step(order_id: int, action: ActionName, body: StepRequest) -> dict[str, Any]:
+    def step(order_id: int, action: ActionName, body: StepRequest, actor: Principal = Depends(step_actor)) -> dict[str, Any]:
         """Take a step now: ``call_back`` (回访核实), ``rectify`` (整改), ``close`` (办结), ``appeal`` (申诉:
         a malicious or mistaken rating), ``uphold`` / ``overturn`` (decide the appeal; not by the appellant)."""
-        return order_json(*run(service.transition, order_id, action, body.actor, body.note))
+        return order_json(*run(service.transition, order_id, action, actor.name, body.note))
 
     return router
 

@@ -69,14 +69,14 @@ def server_proc(workdir: Path, *, broker_url: str, db_url: str, port: int, extra
     return Proc("server", args + (extra or []), workdir)
 
 
-def wait_http(url: str, proc: Proc, timeout: float = 60) -> None:
-    """Wait until ``url`` answers 200, failing with the process log if it died."""
+def wait_http(url: str, proc: Proc, timeout: float = 60, headers: dict[str, str] | None = None) -> None:
+    """Wait until ``url`` answers 200 (to a request with ``headers``), failing with the process log if it died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not proc.alive():
             raise AssertionError(f"{proc.name} exited:\n{proc.log()}")
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2, headers=headers).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

@@ -16,6 +16,9 @@ from sqlalchemy.orm import Session
 from broker.protocol import PunchBody, device_topic, encode, make_event
 from broker.timeutil import HALL_TZ
 from server.attendance_api import attendance_router
+from server.auth_api import Authority
+from server.users import UserStore
+from users import sign_in
 from server.attendance_service import AttendanceService
 from server.calendar_files import national_calendar
 from server.db import LeaveRow, make_engine, migrate
@@ -49,7 +52,7 @@ def hall(db_url: str):  # type: ignore[no-untyped-def]
     clock = Clock(at(2, 18, 0))
     service = AttendanceService(engine, HALL, POLICY, national_calendar([2026]), clock)
     app = FastAPI()
-    app.include_router(attendance_router(service))
+    app.include_router(attendance_router(service, Authority(UserStore(engine), None)))
     seq = iter(range(1, 10_000))
 
     def punch(person: str, when: datetime, method: str = "face") -> None:
@@ -58,7 +61,7 @@ def hall(db_url: str):  # type: ignore[no-untyped-def]
         store.ingest([Inbound(topic, payload, when, check_message(topic, payload, store.registry()))])
 
     with TestClient(app) as client:
-        yield client, punch, engine, clock
+        yield sign_in(client, engine, "office", "督查科王"), punch, engine, clock
 
 
 def _person(month: list[dict], person: str) -> dict:
@@ -111,9 +114,9 @@ def test_make_up_punch_filed_refused_with_its_rule_and_approved(hall) -> None:  
     assert filed.status_code == 201, filed.text
     request = filed.json()
     assert request["state"] == "requested" and request["deadline"] == "2026-03-05"
-    approved = client.post(f"/api/attendance/makeups/{request['id']}/approve", json={"by": "督查科 王"}).json()
-    assert approved["state"] == "approved" and approved["decided_by"] == "督查科 王"
-    assert client.post(f"/api/attendance/makeups/{request['id']}/reject", json={"by": "x", "note": "n"}).status_code == 409
+    approved = client.post(f"/api/attendance/makeups/{request['id']}/approve", json={}).json()
+    assert approved["state"] == "approved" and approved["decided_by"] == "督查科王", "the decider is the logged-in user"
+    assert client.post(f"/api/attendance/makeups/{request['id']}/reject", json={"note": "n"}).status_code == 409
     month = client.get("/api/attendance/2026/3").json()
     assert all(s == "normal" for s, _, _ in _halves(month, "c05", "2026-03-02"))
     assert _person(month, "c05")["summary"]["punches"]["makeup"] == 1
@@ -124,7 +127,7 @@ def test_make_up_punch_filed_refused_with_its_rule_and_approved(hall) -> None:  
     detail = late.json()["detail"]
     assert detail["rule"] == "attendance.makeup_file_working_days" and "after the deadline 2026-03-05" in detail["reason"]
     assert [r["person_id"] for r in client.get("/api/attendance/makeups", params={"state": "approved"}).json()] == ["c05"]
-    assert client.post("/api/attendance/makeups/999/approve", json={"by": "x"}).status_code == 404
+    assert client.post("/api/attendance/makeups/999/approve", json={}).status_code == 404
     naive = client.post("/api/attendance/makeups", json={"person_id": "c03", "claimed_at": "2026-03-05T08:15:00", "reason": "x"})
     assert naive.status_code == 422, "a time without its zone is refused"
 

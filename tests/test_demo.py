@@ -33,12 +33,22 @@ def test_demo_page_answers_and_windows_change_state(tmp_path: Path) -> None:
             assert not asset.startswith(("http:", "https:", "//")), f"the page loads {asset} from outside the hall"
             assert httpx.get(f"{base}/{asset.lstrip('/')}").status_code == 200, asset
 
-        windows = httpx.get(f"{base}/api/windows").json()
+        listing = tmp_path / "demo" / "users.txt"
+        assert listing.stat().st_mode & 0o077 == 0, "the demo's passwords are for its owner only"
+        accounts = dict(line.split("\t")[:2] for line in listing.read_text().splitlines() if not line.startswith("#"))
+        assert set(accounts) == {"admin", "office", "patrol", "lead", "viewer"}
+        assert accounts["office"] in demo.log(), "printed once at the first start"
+        assert httpx.get(f"{base}/api/windows").status_code == 401
+        office, viewer = httpx.Client(base_url=base), httpx.Client(base_url=base)
+        for client, name in ((office, "office"), (viewer, "viewer")):
+            assert client.post("/api/session", json={"username": name, "password": accounts[name]}).status_code == 200
+        windows = office.get("/api/windows").json()
         assert len(windows) >= 12
 
         async def window_pushes() -> list[dict]:
             seen: list[dict] = []
-            async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as socket:
+            cookie = {"Cookie": f"hw_session={office.cookies['hw_session']}"}
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws", additional_headers=cookie) as socket:
                 deadline = time.monotonic() + 90
                 while time.monotonic() < deadline and not {"staffed", "vacant"} <= {w["state"] for w in seen}:
                     message = json.loads(await asyncio.wait_for(socket.recv(), 30))
@@ -50,18 +60,19 @@ def test_demo_page_answers_and_windows_change_state(tmp_path: Path) -> None:
         states = {(w["id"], w["state"]) for w in pushed}
         assert len(states) >= 6, f"windows pushed over the WebSocket: {states}"
         assert {"staffed", "vacant"} <= {state for _, state in states}, "the hall opens, clerks sit and leave"
-        alert = wait_for(lambda: httpx.get(f"{base}/api/alerts", params={"active": "true"}).json(), 60, "a live alert")[0]
+        alert = wait_for(lambda: office.get("/api/alerts", params={"active": "true"}).json(), 60, "a live alert")[0]
         assert alert["live"] and alert["source"], "an alert says which rule raised it and where the rule comes from"
-        acked = httpx.post(f"{base}/api/alerts/{alert['id']}/ack", json={"by": "督查科"}).json()
-        assert acked["state"] == "acknowledged"
-        devices = httpx.get(f"{base}/api/devices").json()
+        assert viewer.post(f"/api/alerts/{alert['id']}/ack").status_code == 403, "a viewer reads, never acknowledges"
+        acked = office.post(f"/api/alerts/{alert['id']}/ack").json()
+        assert (acked["state"], acked["acknowledged_by"]) == ("acknowledged", "office")
+        devices = office.get("/api/devices").json()
         assert sum(d["status"] == "online" for d in devices) == 18
-        wait_for(lambda: httpx.get(f"{base}/api/stats").json()["accepted"] > 50, 30, "events stored")
-        rated = wait_for(lambda: httpx.get(f"{base}/api/ratings").json(), 60, "ratings of served tickets")
+        wait_for(lambda: office.get("/api/stats").json()["accepted"] > 50, 30, "events stored")
+        rated = wait_for(lambda: office.get("/api/ratings").json(), 60, "ratings of served tickets")
         assert rated[0]["ticket"] and rated[0]["origin"] == "device", "the queue gateway's tickets are rated"
-        stats = httpx.get(f"{base}/api/ratings/stats").json()
+        stats = office.get("/api/ratings/stats").json()
         assert stats["totals"]["rated"] >= 1 and stats["rows"], "satisfaction statistics per window"
-        assert httpx.get(f"{base}/api/work-orders").status_code == 200
+        assert office.get("/api/work-orders").status_code == 200
     finally:
         demo.terminate()
     # uvicorn shuts down gracefully, then re-raises SIGTERM as its exit status.

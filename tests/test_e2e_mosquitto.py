@@ -19,6 +19,7 @@ import pytest
 from conftest import require_executable
 from mosquitto_proc import free_port, start_mosquitto
 from procs import ROOT, server_proc, wait_for, wait_http
+from users import ADMIN_HEADERS, admin_token_file
 
 from broker.mosquitto import BrokerAuthFiles
 from broker.protocol import MAX_PAYLOAD_BYTES
@@ -53,11 +54,11 @@ def hall(tmp_path: Path, db_url: str):
             broker_url=broker.url,
             db_url=db_url,
             port=port,
-            extra=["--username", "hallwatch-server", "--password-file", str(server_pw)],
+            extra=["--username", "hallwatch-server", "--password-file", str(server_pw), "--admin-token-file", str(admin_token_file(tmp_path))],
         ).start()
         try:
             api = f"http://127.0.0.1:{port}"
-            wait_http(f"{api}/api/stats", server)
+            wait_http(f"{api}/api/stats", server, headers=ADMIN_HEADERS)
             wait_for(lambda: b"server connected" in server.log_path.read_bytes(), 20, "server MQTT connection")
 
             def publish(device: str, topic: str, payload: bytes) -> None:
@@ -83,7 +84,7 @@ def test_hand_written_message_is_accepted_and_bad_ones_rejected(hall) -> None:
     publish("cam-01", topic, json.dumps(message).encode())
 
     stored = wait_for(
-        lambda: [e for e in httpx.get(f"{api}/api/events", params={"device_id": "cam-01"}).json() if e["msg_id"] == message["msg_id"]],
+        lambda: [e for e in httpx.get(f"{api}/api/events", headers=ADMIN_HEADERS, params={"device_id": "cam-01"}).json() if e["msg_id"] == message["msg_id"]],
         15,
         "the mosquitto_pub event in /api/events",
     )
@@ -96,7 +97,7 @@ def test_hand_written_message_is_accepted_and_bad_ones_rejected(hall) -> None:
     publish("cam-99", "hw/v1/demo/dev/cam-99/evt/seat", json.dumps(stranger).encode())
 
     reasons = wait_for(
-        lambda: (r := [x["reason"] for x in httpx.get(f"{api}/api/rejections").json()]) and len(r) >= 3 and r,
+        lambda: (r := [x["reason"] for x in httpx.get(f"{api}/api/rejections", headers=ADMIN_HEADERS).json()]) and len(r) >= 3 and r,
         15,
         "three rejections",
     )
@@ -108,11 +109,11 @@ def test_hand_written_message_is_accepted_and_bad_ones_rejected(hall) -> None:
     again = message | {"msg_id": str(uuid.uuid4()), "seq": message["seq"] + 1}
     publish("cam-01", topic, json.dumps(again).encode())
     wait_for(
-        lambda: any(e["msg_id"] == again["msg_id"] for e in httpx.get(f"{api}/api/events").json()),
+        lambda: any(e["msg_id"] == again["msg_id"] for e in httpx.get(f"{api}/api/events", headers=ADMIN_HEADERS).json()),
         15,
         "a valid event after the rejections",
     )
-    stats = httpx.get(f"{api}/api/stats").json()
+    stats = httpx.get(f"{api}/api/stats", headers=ADMIN_HEADERS).json()
     assert stats["accepted"] == 2 and stats["rejected"] == 3
     assert server.alive()
 
@@ -124,6 +125,6 @@ def test_redelivered_message_is_stored_once(hall) -> None:
     payload = json.dumps(message).encode()
     for _ in range(3):
         publish("cam-01", "hw/v1/demo/dev/cam-01/evt/seat", payload)
-    wait_for(lambda: httpx.get(f"{api}/api/stats").json()["duplicates"] == 2, 15, "two duplicates counted")
-    events = [e for e in httpx.get(f"{api}/api/events").json() if e["msg_id"] == message["msg_id"]]
+    wait_for(lambda: httpx.get(f"{api}/api/stats", headers=ADMIN_HEADERS).json()["duplicates"] == 2, 15, "two duplicates counted")
+    events = [e for e in httpx.get(f"{api}/api/events", headers=ADMIN_HEADERS).json() if e["msg_id"] == message["msg_id"]]
     assert len(events) == 1

@@ -31,7 +31,10 @@ from broker.connection import BrokerSettings
 from broker.mosquitto import BrokerAuthFiles
 from broker.protocol import Command, decode
 from broker.timeutil import HALL_TZ
-from server.admin_auth import ADMIN_TOKEN_ENV, admin_token
+from server.admin_auth import admin_token
+from server.auth_api import Authority
+from server.users import UserStore
+from users import session_headers
 from server.db import make_engine, migrate
 from server.evidence_api import MAX_BYTES, MAX_SIDE, EvidenceStore, check_picture, evidence_router
 from server.validation import KnownDevice
@@ -146,7 +149,7 @@ class Hall:
 
 def _app(store: EvidenceStore, accounts: Accounts, token: bytes | None, sink: Sink) -> TestClient:
     app = FastAPI()
-    app.include_router(evidence_router(store, HALL, lambda: REGISTRY, accounts.passwd, token, sink))
+    app.include_router(evidence_router(store, HALL, lambda: REGISTRY, accounts.passwd, Authority(UserStore(store.engine), token), sink))
     return TestClient(app)
 
 
@@ -296,12 +299,16 @@ def test_check_picture_accepts_the_redacted_jpeg_a_camera_makes() -> None:
     check_picture(jpeg(np.full((480, 640, 3), GREY, np.uint8)))
 
 
-def test_viewing_needs_the_admin_token(hall: Hall) -> None:
+def test_viewing_needs_the_permission_evidence_view_or_the_admin_token(hall: Hall) -> None:
     assert hall.upload(_picture(1)).status_code == 201
+    office, patrol = session_headers(hall.store.engine, "office"), session_headers(hall.store.engine, "patrol")
     for path in ["/api/evidence", "/api/evidence/evidence-0001"]:
         bare = hall.client.get(path)
-        assert bare.status_code == 401 and bare.json()["detail"] == "administrator token required"
+        assert bare.status_code == 401 and bare.json()["detail"].startswith("log in first")
         assert bare.headers["www-authenticate"] == "Bearer"
+        assert hall.client.get(path, headers=office).status_code == 200
+        refused = hall.client.get(path, headers=patrol)
+        assert refused.status_code == 403 and "evidence.view" in refused.json()["detail"]
         assert hall.client.get(path, headers={"Authorization": "Bearer not-the-token"}).status_code == 401
         assert hall.client.get(path, headers={"Authorization": f"Basic {TOKEN.decode()}"}).status_code == 401
         assert hall.client.get(path, auth=hall.accounts.login("cam-01")).status_code == 401, "a camera cannot view"
@@ -313,7 +320,7 @@ def test_viewing_needs_the_admin_token(hall: Hall) -> None:
     assert hall.client.get("/api/evidence/NOT-AN-ID", headers=BEARER).status_code == 422
 
 
-def test_without_an_admin_token_viewing_is_off_but_cameras_still_upload(engine: Engine, accounts: Accounts, tmp_path: Path) -> None:
+def test_without_an_admin_token_only_users_view_and_cameras_still_upload(engine: Engine, accounts: Accounts, tmp_path: Path) -> None:
     store = EvidenceStore(engine, tmp_path / "evidence", RETENTION_DAYS, Clock())
     sink = Sink()
     client = _app(store, accounts, None, sink)
@@ -324,9 +331,9 @@ def test_without_an_admin_token_viewing_is_off_but_cameras_still_upload(engine: 
         client.get("/api/evidence/evidence-0001", headers=BEARER),
         client.post("/api/evidence/request", params={"window_id": "w01"}, headers=BEARER),
     ]:
-        assert answer.status_code == 503
-        assert answer.json()["detail"].startswith("evidence viewing is off") and ADMIN_TOKEN_ENV in answer.json()["detail"]
+        assert answer.status_code == 401, "no token is configured: a bearer token is nobody"
     assert sink.sent == []
+    assert client.get("/api/evidence", headers=session_headers(engine, "office")).status_code == 200
 
 
 def test_an_empty_admin_token_file_does_not_open_viewing_to_everyone(engine: Engine, accounts: Accounts, tmp_path: Path) -> None:
@@ -339,7 +346,7 @@ def test_an_empty_admin_token_file_does_not_open_viewing_to_everyone(engine: Eng
         return  # refusing the file at start is a fine answer too
     store = EvidenceStore(engine, tmp_path / "evidence", RETENTION_DAYS, Clock())
     client = _app(store, accounts, token, Sink())
-    assert client.get("/api/evidence").status_code in (401, 503)
+    assert client.get("/api/evidence", headers={"Authorization": "Bearer "}).status_code == 401
 
 
 # --------------------------------------------------------------------------
@@ -431,7 +438,7 @@ def test_a_snapshot_request_is_refused_for_an_unknown_window_or_without_the_toke
 def HttpServer(store: EvidenceStore, passwd: Path, port: int) -> AppServer:
     """The evidence router on a real uvicorn."""
     app = FastAPI()
-    app.include_router(evidence_router(store, HALL, lambda: REGISTRY, passwd, TOKEN, Sink()))
+    app.include_router(evidence_router(store, HALL, lambda: REGISTRY, passwd, Authority(UserStore(store.engine), TOKEN), Sink()))
     return AppServer(app, port)
 
 

@@ -22,6 +22,7 @@ from broker.mosquitto import BrokerAuthFiles
 
 pytestmark = pytest.mark.mosquitto
 CLERK = "nuaa_0003"
+ADMIN = {"Authorization": "Bearer s3cret-admin-token"}
 PROBE = "0003_01_00_01_490.jpg"  # the terminal's view: never enrolled
 ENROLLED = ["nuaa_0001", "nuaa_0002", "nuaa_0003", "nuaa_0005", "obama", "katy_perry"]
 
@@ -46,7 +47,7 @@ def _keys(tmp_path: Path) -> dict[str, str]:
 
 
 def _events(api: str, kind: str) -> list[dict]:
-    return [e for e in httpx.get(f"{api}/api/events", params={"limit": 500}).json() if e["type"] == kind]
+    return [e for e in httpx.get(f"{api}/api/events", params={"limit": 500}, headers=ADMIN).json() if e["type"] == kind]
 
 
 def test_enrol_sync_punch_refuse_stranger_and_delete(tmp_path: Path, faces_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,8 +79,8 @@ def test_enrol_sync_punch_refuse_stranger_and_delete(tmp_path: Path, faces_dir: 
         ).start()
         agent: Proc | None = None
         try:
-            wait_http(f"{api}/api/stats", server)
-            admin = {"Authorization": "Bearer s3cret-admin-token"}
+            wait_http(f"{api}/api/stats", server, headers=ADMIN)
+            admin = ADMIN
             assert httpx.get(f"{api}/api/faces/people").status_code == 401, "no token, no faces"
             for person in ENROLLED:
                 photos = [p for p in sorted((faces_dir / "known" / person).iterdir()) if p.name != PROBE]

@@ -51,6 +51,9 @@ from server.rules.patrol import (
     weekly_bulletin,
 )
 from server.rules.supervision import Alert
+from server.auth_api import Authority
+from server.users import UserStore
+from users import session_headers, sign_in
 
 ROOT = Path(__file__).resolve().parents[1]
 CAL = national_calendar([2026])
@@ -402,9 +405,25 @@ def clock():
 @pytest.fixture
 def client(engine, clock):
     app = FastAPI()
-    app.include_router(patrol_router(PatrolService(engine, HALL, POLICY, CAL, clock)))
+    app.include_router(patrol_router(PatrolService(engine, HALL, POLICY, CAL, clock), Authority(UserStore(engine), None)))
     with TestClient(app) as client:
-        yield client
+        yield sign_in(client, engine, "viewer")  # reading; each step is taken as its actor (``as_``)
+
+
+ROLE_OF = {"巡查员甲": "patrol", "巡查员乙": "patrol", "甲": "patrol", "窗口负责人": "lead", "督查科": "office"}
+
+
+@pytest.fixture
+def as_(engine):
+    """The session headers of a user named ``name``: the actor a step records is the logged-in user."""
+    sessions: dict[str, dict[str, str]] = {}
+
+    def headers(name: str) -> dict[str, str]:
+        if name not in sessions:
+            sessions[name] = session_headers(engine, ROLE_OF[name], name)
+        return sessions[name]
+
+    return headers
 
 
 def add_alert(engine, window: str, type: str, since: datetime, raised: datetime, cleared: datetime | None) -> int:
@@ -435,12 +454,12 @@ def test_the_migration_creates_exactly_the_models_tables(engine) -> None:
     assert ours == []
 
 
-def test_a_round_drafts_from_alerts_since_the_previous_round(client, engine, clock) -> None:
+def test_a_round_drafts_from_alerts_since_the_previous_round(client, engine, clock, as_) -> None:
     yesterday = add_alert(engine, "w01", "vacant", at(date(2026, 2, 27), 10), at(date(2026, 2, 27), 10, 3), at(date(2026, 2, 27), 10, 30))
     morning = add_alert(engine, "w02", "vacant", at(MON, 9, 0), at(MON, 9, 3), None)
     add_alert(engine, "w03", "device_fault", at(MON, 9, 0), at(MON, 9, 5), None)
 
-    r = client.post("/api/patrols", json={"officer": "巡查员甲", "round": "上午巡查"})
+    r = client.post("/api/patrols", json={"round": "上午巡查"}, headers=as_("巡查员甲"))
     assert r.status_code == 201, r.text
     first = r.json()
     assert (first["name"], first["kind"], first["scheduled_at"]) == ("上午巡查", "hall", "2026-03-02T09:30:00+08:00")
@@ -456,7 +475,7 @@ def test_a_round_drafts_from_alerts_since_the_previous_round(client, engine, clo
     # The afternoon round: only what is new since the morning round; the still-active w02 alert is not drafted twice.
     clock.now = at(MON, 15, 0)
     afternoon = add_alert(engine, "w05", "pause_overrun", at(MON, 13, 30), at(MON, 14, 0), at(MON, 14, 20))
-    second = client.post("/api/patrols", json={"officer": "巡查员乙", "round": "下午巡查"}).json()
+    second = client.post("/api/patrols", json={"round": "下午巡查"}, headers=as_("巡查员乙")).json()
     assert second["period_start"] == "2026-03-02T09:30:00+08:00"
     drafted = [(f["window_id"], f["category"]) for e in second["checklist"] for f in e["findings"]]
     assert drafted == [("w05", "away")]
@@ -464,7 +483,7 @@ def test_a_round_drafts_from_alerts_since_the_previous_round(client, engine, clo
         by_alert = {row.alert_id for row in session.scalars(select(FindingRow))}
     assert by_alert == {morning, afternoon} and yesterday not in by_alert
 
-    r = client.post("/api/patrols", json={"officer": "巡查员乙", "round": "下午巡查"})
+    r = client.post("/api/patrols", json={"round": "下午巡查"}, headers=as_("巡查员乙"))
     assert r.status_code == 409 and "already started" in r.json()["detail"]
 
     day = client.get("/api/patrols", params={"day": "2026-03-02"}).json()
@@ -474,57 +493,57 @@ def test_a_round_drafts_from_alerts_since_the_previous_round(client, engine, clo
     assert client.get("/api/patrols/999").status_code == 404
 
 
-def test_start_round_validation(client, clock) -> None:
-    r = client.post("/api/patrols", json={"officer": "甲", "round": "夜间巡查"})
+def test_start_round_validation(client, clock, as_) -> None:
+    r = client.post("/api/patrols", json={"round": "夜间巡查"}, headers=as_("甲"))
     assert r.status_code == 422 and "夜间巡查" in r.text and "上午巡查" in r.text
-    assert client.post("/api/patrols", json={"officer": "", "kind": "hall"}).status_code == 422
-    assert client.post("/api/patrols", json={"officer": "甲", "kind": "drone"}).status_code == 422
+    assert client.post("/api/patrols", json={"kind": "drone"}, headers=as_("甲")).status_code == 422
     clock.now = at(date(2026, 3, 1), 10)  # a Sunday
-    r = client.post("/api/patrols", json={"officer": "甲", "round": "上午巡查"})
+    r = client.post("/api/patrols", json={"round": "上午巡查"}, headers=as_("甲"))
     assert r.status_code == 409 and "not a working day" in r.json()["detail"]
-    r = client.post("/api/patrols", json={"officer": "甲", "kind": "cctv"})  # an unscheduled CCTV session is fine
+    r = client.post("/api/patrols", json={"kind": "cctv"}, headers=as_("甲"))  # an unscheduled CCTV session is fine
     assert r.status_code == 201
 
 
-def test_findings_lifecycle_over_the_api(client, engine, clock) -> None:
-    r = client.post("/api/findings", json={"window": "w99", "category": "phone", "note": "玩手机", "officer": "甲"})
+def test_findings_lifecycle_over_the_api(client, engine, clock, as_) -> None:
+    r = client.post("/api/findings", json={"window": "w99", "category": "phone", "note": "玩手机"}, headers=as_("甲"))
     assert r.status_code == 422 and "unknown window 'w99'" in r.text
-    r = client.post("/api/findings", json={"window": "w01", "category": "smoking", "note": "x", "officer": "甲"})
+    r = client.post("/api/findings", json={"window": "w01", "category": "smoking", "note": "x"}, headers=as_("甲"))
     assert r.status_code == 422 and "category" in r.text
-    r = client.post("/api/findings", json={"window": "w01", "category": "phone", "note": "x", "officer": "甲", "round_id": 7})
+    r = client.post("/api/findings", json={"window": "w01", "category": "phone", "note": "x", "round_id": 7}, headers=as_("甲"))
     assert r.status_code == 422 and "no patrol round 7" in r.text
     r = client.get("/api/findings", params={"window": "w77"})
     assert r.status_code == 422 and "w77" in r.text
 
-    r = client.post("/api/findings", json={"window": "w01", "category": "phone", "note": "低头划看手机", "officer": "巡查员甲"})
+    r = client.post("/api/findings", json={"window": "w01", "category": "phone", "note": "低头划看手机"}, headers=as_("巡查员甲"))
     assert r.status_code == 201, r.text
     fid = r.json()["id"]
     assert r.json()["status"] == "draft" and "二(三)1(5)" in r.json()["basis"]
 
-    r = client.post(f"/api/findings/{fid}/dismiss", json={"actor": "巡查员甲"})
+    r = client.post(f"/api/findings/{fid}/dismiss", json={}, headers=as_("巡查员甲"))
     assert r.status_code == 422  # the reason is required
-    r = client.post(f"/api/findings/{fid}/dispute", json={"actor": "窗口负责人", "reason": "理由"})
+    r = client.post(f"/api/findings/{fid}/dispute", json={"reason": "理由"}, headers=as_("窗口负责人"))
     assert r.status_code == 409 and "is draft" in r.json()["detail"]
 
-    r = client.post(f"/api/findings/{fid}/confirm", json={"actor": "巡查员甲"})
+    r = client.post(f"/api/findings/{fid}/confirm", json={}, headers=as_("巡查员甲"))
     assert r.status_code == 200
     assert (r.json()["status"], r.json()["dispute_deadline"]) == ("confirmed", "2026-03-05")
     assert r.json()["actions"] == ["dispute", "rectify"]
 
     clock.now = at(date(2026, 3, 6), 9)
-    r = client.post(f"/api/findings/{fid}/dispute", json={"actor": "窗口负责人", "reason": "当时在查询业务资料"})
+    r = client.post(f"/api/findings/{fid}/dispute", json={"reason": "当时在查询业务资料"}, headers=as_("窗口负责人"))
     assert r.status_code == 409 and "dispute period ended on 2026-03-05" in r.json()["detail"]
     assert client.get(f"/api/findings/{fid}").json()["actions"] == ["rectify"]
 
     # A second finding, disputed in time and decided by the supervision office.
     clock.now = at(MON, 10)
-    other = client.post("/api/findings", json={"window": "w03", "category": "chatting", "note": "串岗聊天", "officer": "巡查员甲"}).json()["id"]
-    client.post(f"/api/findings/{other}/confirm", json={"actor": "巡查员甲"})
+    other = client.post("/api/findings", json={"window": "w03", "category": "chatting", "note": "串岗聊天"}, headers=as_("巡查员甲")).json()["id"]
+    client.post(f"/api/findings/{other}/confirm", json={}, headers=as_("巡查员甲"))
     clock.now = at(date(2026, 3, 5), 17)
-    assert client.post(f"/api/findings/{other}/dispute", json={"actor": "窗口负责人", "reason": "是在交接业务"}).status_code == 200
-    r = client.post(f"/api/findings/{other}/overturn", json={"actor": "窗口负责人", "reason": "我说没问题"})
-    assert r.status_code == 409 and "cannot also decide" in r.json()["detail"]
-    r = client.post(f"/api/findings/{other}/uphold", json={"actor": "督查科", "reason": "录像显示闲聊"})
+    assert client.post(f"/api/findings/{other}/dispute", json={"reason": "是在交接业务"}, headers=as_("窗口负责人")).status_code == 200
+    r = client.post(f"/api/findings/{other}/overturn", json={"reason": "我说没问题"}, headers=as_("窗口负责人"))
+    assert r.status_code == 403 and "findings.decide" in r.json()["detail"], "a window lead does not decide disputes"
+    assert client.post(f"/api/findings/{other}/uphold", json={"reason": "x"}, headers=as_("巡查员甲")).status_code == 403
+    r = client.post(f"/api/findings/{other}/uphold", json={"reason": "录像显示闲聊"}, headers=as_("督查科"))
     assert r.status_code == 200
     history = r.json()["history"]
     assert [(h["status"], h["actor"]) for h in history] == [
@@ -534,26 +553,26 @@ def test_findings_lifecycle_over_the_api(client, engine, clock) -> None:
     with Session(engine) as session:
         steps = session.scalars(select(FindingStepRow).where(FindingStepRow.finding_id == other)).all()
         assert [s.status for s in steps] == ["draft", "confirmed", "disputed", "upheld"]
-    assert client.post("/api/findings/999/confirm", json={"actor": "甲"}).status_code == 404
+    assert client.post("/api/findings/999/confirm", json={}, headers=as_("甲")).status_code == 404
     assert [f["id"] for f in client.get("/api/findings", params={"window": "w03"}).json()] == [other]
 
 
-def test_bulletin_json_and_xlsx(client, engine, clock) -> None:
+def test_bulletin_json_and_xlsx(client, engine, clock, as_) -> None:
     add_alert(engine, "w02", "vacant", at(MON, 9, 0), at(MON, 9, 3), at(MON, 9, 20))
-    round_ = client.post("/api/patrols", json={"officer": "巡查员甲", "round": "上午巡查"}).json()
+    round_ = client.post("/api/patrols", json={"round": "上午巡查"}, headers=as_("巡查员甲")).json()
     device = round_["checklist"][1]["findings"][0]["id"]
-    client.post(f"/api/findings/{device}/confirm", json={"actor": "巡查员甲"})
-    eating = client.post("/api/findings", json={"window": "w07", "category": "eating", "note": "窗口台面吃早餐", "officer": "巡查员甲", "round_id": round_["id"]}).json()["id"]
-    client.post(f"/api/findings/{eating}/confirm", json={"actor": "巡查员甲"})
+    client.post(f"/api/findings/{device}/confirm", json={}, headers=as_("巡查员甲"))
+    eating = client.post("/api/findings", json={"window": "w07", "category": "eating", "note": "窗口台面吃早餐", "round_id": round_["id"]}, headers=as_("巡查员甲")).json()["id"]
+    client.post(f"/api/findings/{eating}/confirm", json={}, headers=as_("巡查员甲"))
     clock.now = at(date(2026, 3, 3), 10)
-    client.post(f"/api/findings/{eating}/rectify", json={"actor": "窗口负责人", "reason": "已约谈提醒"})
-    dismissed = client.post("/api/findings", json={"window": "w08", "category": "sleeping", "note": "趴台", "officer": "巡查员甲"}).json()["id"]
-    client.post(f"/api/findings/{dismissed}/dismiss", json={"actor": "巡查员甲", "reason": "系弯腰取材料"})
+    client.post(f"/api/findings/{eating}/rectify", json={"reason": "已约谈提醒"}, headers=as_("窗口负责人"))
+    dismissed = client.post("/api/findings", json={"window": "w08", "category": "sleeping", "note": "趴台"}, headers=as_("巡查员甲")).json()["id"]
+    client.post(f"/api/findings/{dismissed}/dismiss", json={"reason": "系弯腰取材料"}, headers=as_("巡查员甲"))
     clock.now = at(date(2026, 3, 4), 14)
-    cctv = client.post("/api/patrols", json={"officer": "督查科", "kind": "cctv"}).json()["id"]
+    cctv = client.post("/api/patrols", json={"kind": "cctv"}, headers=as_("督查科")).json()["id"]
     clock.now = at(date(2026, 3, 4), 17, 45)
-    assert client.post(f"/api/patrols/{cctv}/finish", json={"actor": "督查科"}).json()["minutes"] == 225
-    assert client.post(f"/api/patrols/{cctv}/finish", json={"actor": "督查科"}).status_code == 409
+    assert client.post(f"/api/patrols/{cctv}/finish", headers=as_("督查科")).json()["minutes"] == 225
+    assert client.post(f"/api/patrols/{cctv}/finish", headers=as_("督查科")).status_code == 409
 
     b = client.get("/api/bulletins/2026-03-02").json()
     assert b["title"] == "政务服务中心大厅巡查情况通报（第10周）"
@@ -591,8 +610,8 @@ def test_bulletin_json_and_xlsx(client, engine, clock) -> None:
     assert [c.value for c in carried[4]][1] == "2号窗口" and [c.value for c in carried[4]][8] == "未整改"
 
 
-def test_round_rows_keep_who_and_when(client, engine, clock) -> None:
-    client.post("/api/patrols", json={"officer": "巡查员甲", "round": "上午巡查"})
+def test_round_rows_keep_who_and_when(client, engine, clock, as_) -> None:
+    client.post("/api/patrols", json={"round": "上午巡查"}, headers=as_("巡查员甲"))
     with Session(engine) as session:
         (row,) = session.scalars(select(PatrolRoundRow)).all()
         assert (row.started_by, row.day, row.name) == ("巡查员甲", MON, "上午巡查")

@@ -23,6 +23,9 @@ from test_supervisor import HALL, Hall
 
 from broker.protocol import RatingBody, SeatBody, TicketBody
 from broker.timeutil import HALL_TZ
+from server.auth_api import Authority
+from server.users import UserStore
+from users import session_headers, sign_in
 from server.db import Base, RatingRow, WorkOrderRow
 from server.ratings_api import ratings_router
 from server.ratings_service import RatingsService
@@ -96,9 +99,18 @@ def hall(db_url: str) -> RatedHall:
 @pytest.fixture
 def api(hall: RatedHall) -> TestClient:
     app = FastAPI()
-    app.include_router(ratings_router(hall.ratings))
+    app.include_router(ratings_router(hall.ratings, Authority(UserStore(hall.engine), None)))
     with TestClient(app) as client:
-        yield client
+        yield sign_in(client, hall.engine, "viewer")  # reading; each step is taken as its actor (``as_``)
+
+
+ROLE_OF = {"督查科李": "office", "市场监管局王": "lead", "王": "lead"}
+
+
+@pytest.fixture
+def as_(hall: RatedHall):  # type: ignore[no-untyped-def]
+    """The session headers of a user named ``name``: the actor a step records is the logged-in user."""
+    return lambda name: session_headers(hall.engine, ROLE_OF[name], name)
 
 
 def test_the_migration_creates_exactly_the_models_tables(hall: RatedHall) -> None:
@@ -145,7 +157,7 @@ def test_an_earlier_rating_arriving_late_takes_over_and_the_work_order_follows(h
     assert [(o.status, o.level) for o in moved] == [("assigned", 1)]
 
 
-def test_bad_rating_work_order_through_the_api(hall: RatedHall, api: TestClient) -> None:
+def test_bad_rating_work_order_through_the_api(hall: RatedHall, api: TestClient, as_) -> None:
     hall.ticket(at(SEP30, 15, 50), "B0001", "called")
     hall.rate(at(SEP30, 16), 2, cases=["330802-2026-000481", "330802-2026-000482"])
     [order] = api.get("/api/work-orders").json()
@@ -157,24 +169,24 @@ def test_bad_rating_work_order_through_the_api(hall: RatedHall, api: TestClient)
 
     hall.clock.now = at(date(2026, 10, 8), 9)
     url = f"/api/work-orders/{order['id']}"
-    refused = api.post(f"{url}/close", json={"actor": "督查科 李", "note": "办结"})
+    refused = api.post(f"{url}/close", json={"note": "办结"}, headers=as_("督查科李"))
     assert refused.status_code == 409 and "cannot close" in refused.json()["detail"]
-    assert api.post(f"{url}/call_back", json={"actor": "市场监管局 王", "note": ""}).status_code == 422
-    assert api.post(f"{url}/archive", json={"actor": "王", "note": "x"}).status_code == 422
-    assert api.post("/api/work-orders/999/call_back", json={"actor": "王", "note": "x"}).status_code == 404
-    called = api.post(f"{url}/call_back", json={"actor": "市场监管局 王", "note": "已电话回访：等候时间较长"}).json()
+    assert api.post(f"{url}/call_back", json={"note": ""}, headers=as_("市场监管局王")).status_code == 422
+    assert api.post(f"{url}/archive", json={"note": "x"}, headers=as_("王")).status_code == 422
+    assert api.post("/api/work-orders/999/call_back", json={"note": "x"}, headers=as_("王")).status_code == 404
+    called = api.post(f"{url}/call_back", json={"note": "已电话回访：等候时间较长"}, headers=as_("市场监管局王")).json()
     assert called["status"] == "called_back" and called["called_back_at"] == "2026-10-08T09:00:00+08:00"
     hall.clock.now = at(date(2026, 10, 9), 9)
-    api.post(f"{url}/rectify", json={"actor": "市场监管局 王", "note": "已约谈，高峰期增开窗口"})
-    closed = api.post(f"{url}/close", json={"actor": "督查科 李", "note": "已反馈群众"}).json()
+    api.post(f"{url}/rectify", json={"note": "已约谈，高峰期增开窗口"}, headers=as_("市场监管局王"))
+    closed = api.post(f"{url}/close", json={"note": "已反馈群众"}, headers=as_("督查科李")).json()
     assert closed["status"] == "closed" and closed["timeliness"] == "on_time" and closed["actions"] == []
     assert [(s["status"], s["actor"]) for s in closed["history"]] == [
-        ("assigned", "hallwatch"), ("called_back", "市场监管局 王"), ("rectified", "市场监管局 王"), ("closed", "督查科 李")
+        ("assigned", "hallwatch"), ("called_back", "市场监管局王"), ("rectified", "市场监管局王"), ("closed", "督查科李")
     ]  # fmt: skip
     assert api.get(url).json() == closed
 
 
-def test_an_overdue_work_order_raises_an_alert_cleared_when_it_is_closed(hall: RatedHall, api: TestClient) -> None:
+def test_an_overdue_work_order_raises_an_alert_cleared_when_it_is_closed(hall: RatedHall, api: TestClient, as_) -> None:
     hall.ticket(at(SEP30, 15, 50), "B0001", "called")
     hall.rate(at(SEP30, 16), 1)
     due = datetime.combine(date(2026, 10, 21), time.min, HALL_TZ)  # 20 Oct is the last day
@@ -189,8 +201,8 @@ def test_an_overdue_work_order_raises_an_alert_cleared_when_it_is_closed(hall: R
 
     order = api.get("/api/work-orders").json()[0]
     hall.clock.now = due + timedelta(hours=9)
-    api.post(f"/api/work-orders/{order['id']}/call_back", json={"actor": "王", "note": "回访"})
-    api.post(f"/api/work-orders/{order['id']}/close", json={"actor": "督查科 李", "note": "已办结"})
+    api.post(f"/api/work-orders/{order['id']}/call_back", json={"note": "回访"}, headers=as_("王"))
+    api.post(f"/api/work-orders/{order['id']}/close", json={"note": "已办结"}, headers=as_("督查科李"))
     [cleared] = hall.sweep(due + timedelta(hours=9, seconds=5))
     assert (cleared["state"], cleared["cleared_at"], cleared["acknowledged_by"]) == ("cleared", (due + timedelta(hours=9)).isoformat(), "督查科 李")
     assert hall.sweep(due + timedelta(hours=12)) == [], "nothing raised again"

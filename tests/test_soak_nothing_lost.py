@@ -18,6 +18,7 @@ import httpx
 import pytest
 from mosquitto_proc import free_port, start_mosquitto
 from procs import ROOT, Proc, server_proc, wait_for, wait_http
+from users import ADMIN_HEADERS, admin_token_file
 
 pytestmark = [pytest.mark.soak, pytest.mark.mosquitto]
 
@@ -53,17 +54,18 @@ def test_broker_outage_and_kills_lose_and_double_nothing(tmp_path: Path) -> None
     db_path = tmp_path / "hw.db"
     port = free_port()
     api = f"http://127.0.0.1:{port}"
+    token = ["--admin-token-file", str(admin_token_file(tmp_path))]
     with start_mosquitto(tmp_path) as broker:
-        server = server_proc(tmp_path, broker_url=broker.url, db_url=f"sqlite:///{db_path}", port=port).start()
+        server = server_proc(tmp_path, broker_url=broker.url, db_url=f"sqlite:///{db_path}", port=port, extra=token).start()
         sim = _simulator(tmp_path, broker.url).start()
         try:
-            wait_http(f"{api}/api/stats", server)
-            wait_for(lambda: httpx.get(f"{api}/api/stats").json()["accepted"] > 200, 60, "events flowing")
+            wait_http(f"{api}/api/stats", server, headers=ADMIN_HEADERS)
+            wait_for(lambda: httpx.get(f"{api}/api/stats", headers=ADMIN_HEADERS).json()["accepted"] > 200, 60, "events flowing")
 
             broker.stop()
             time.sleep(OUTAGE_S)
             broker.start()
-            wait_for(lambda: httpx.get(f"{api}/api/stats").json()["historical"] > 0, 90, "replay after the outage")
+            wait_for(lambda: httpx.get(f"{api}/api/stats", headers=ADMIN_HEADERS).json()["historical"] > 0, 90, "replay after the outage")
 
             sim.kill()
             sim = _simulator(tmp_path, broker.url).start()
@@ -71,8 +73,8 @@ def test_broker_outage_and_kills_lose_and_double_nothing(tmp_path: Path) -> None
 
             server.kill()
             time.sleep(5)
-            server = server_proc(tmp_path, broker_url=broker.url, db_url=f"sqlite:///{db_path}", port=port).start()
-            wait_http(f"{api}/api/stats", server)
+            server = server_proc(tmp_path, broker_url=broker.url, db_url=f"sqlite:///{db_path}", port=port, extra=token).start()
+            wait_http(f"{api}/api/stats", server, headers=ADMIN_HEADERS)
             time.sleep(10)
 
             sim.terminate(timeout=120)  # graceful: drains every outbox

@@ -310,10 +310,10 @@ def test_a_camera_whose_recording_ends_makes_its_window_unknown_and_the_server_s
         try:
 
             def seat_events() -> list[dict]:
-                return sorted((e for e in httpx.get(f"{api}/api/events", params={"limit": 500, "type": "seat"}).json()), key=lambda e: e["event_time"])
+                return sorted((e for e in httpx.get(f"{api}/api/events", params={"limit": 500, "type": "seat"}, headers=admin).json()), key=lambda e: e["event_time"])
 
             def device() -> dict:
-                return next(d for d in httpx.get(f"{api}/api/devices").json() if d["id"] == "cam-01")
+                return next(d for d in httpx.get(f"{api}/api/devices", headers=admin).json() if d["id"] == "cam-01")
 
             wait_for(lambda: any(e["body"]["state"] == "occupied" for e in seat_events()), 30, "the visit to be seen")
             asked = httpx.post(f"{api}/api/evidence/request", params={"window_id": "w01"}, headers=admin)
@@ -321,7 +321,7 @@ def test_a_camera_whose_recording_ends_makes_its_window_unknown_and_the_server_s
             [command] = asked.json()["commands"]
             assert command["device_id"] == "cam-01"
             ack = wait_for(
-                lambda: next((e["body"] for e in httpx.get(f"{api}/api/events", params={"type": "ack"}).json() if e["body"]["ref_id"] == command["cmd_id"]), None),
+                lambda: next((e["body"] for e in httpx.get(f"{api}/api/events", params={"type": "ack"}, headers=admin).json() if e["body"]["ref_id"] == command["cmd_id"]), None),
                 15,
                 "the snapshot command's answer",
             )
@@ -332,7 +332,7 @@ def test_a_camera_whose_recording_ends_makes_its_window_unknown_and_the_server_s
             (arrived, left) = [(e["body"]["state"], e["body"]["snapshot_id"]) for e in seat_events()]
             assert arrived == ("occupied", None), "the person arrives within the first seconds: no vacancy decided before"
             assert left[0] == "vacant" and left[1], "the vacancy comes with a snapshot; nothing after the recording ended"
-            window = wait_for(lambda: next((w for w in httpx.get(f"{api}/api/windows").json() if w["id"] == "w01" and w["state"] == "unknown"), None), 15, "w01 unknown")
+            window = wait_for(lambda: next((w for w in httpx.get(f"{api}/api/windows", headers=admin).json() if w["id"] == "w01" and w["state"] == "unknown"), None), 15, "w01 unknown")
             assert window["camera_status"] == "offline" and window["state"] != "vacant"
 
             shelf = wait_for(lambda: (lambda got: got if len(got) == 2 else None)(httpx.get(f"{api}/api/evidence", headers=admin).json()), 30, "both pictures uploaded")

@@ -22,7 +22,12 @@
  *                acknowledged_at: ISO|null, acknowledged_by: str|null,
  *                live: bool (false: backfilled data, never sounds), rule: "thresholds.x"|null,
  *                threshold_s: int, source: citation text, facts: {str: str}, evidence: str|null}
- *   POST /api/alerts/{id}/ack  body {"by": "<on-duty name>"} -> the updated alert (404 if unknown)
+ *   GET /api/session -> {username, role, role_zh, permissions: [str]} or 401 (not logged in)
+ *   POST /api/session {username, password} -> the same + HttpOnly cookie; 401 wrong, 429 too many failures
+ *   DELETE /api/session -> 204 (logged out)
+ *     Every other request needs the session: a 401 shows the login form again. Buttons a role may
+ *     not use are not drawn (permissions from /api/session); the API refuses them anyway (403).
+ *   POST /api/alerts/{id}/ack  (no body; the logged-in user acknowledges) -> the updated alert (404 if unknown)
  *   GET /api/patrols?day=YYYY-MM-DD (the hall clock's day, see hallNow()) -> {day, working_day: bool|null,
  *       calendar_error: str|null, scheduled: [{name, at: ISO, round_id: int|null, started_at: ISO|null}],
  *       rounds: [{id, kind: hall|cctv, kind_zh, name: str|null, scheduled_at, started_at, officer,
@@ -36,8 +41,8 @@
  *         status_zh, observed_at, observed_until: ISO|null, note, facts: {str: str} (device findings add
  *         raised_at and live: yes|no), rule, basis, evidence, alert_type, confirmed_at,
  *         dispute_deadline, actions: [confirm|dismiss|dispute|…], history: [{status, status_zh, at, actor, reason}]}
- *   POST /api/findings/{id}/confirm  body {"actor": "<on-duty name>"} -> the updated finding
- *   POST /api/findings/{id}/dismiss  body {"actor": "<on-duty name>", "reason": "<text>"} -> the finding
+ *   POST /api/findings/{id}/confirm  body {} -> the updated finding (the logged-in user confirms)
+ *   POST /api/findings/{id}/dismiss  body {"reason": "<text>"} -> the finding
  *       409 {"detail": "<why the workflow refuses>"}, 404 {"detail": "no finding N"},
  *       422 {"detail": [{loc, msg}]} — shown next to the finding.
  *     Patrols have no WebSocket message: refetched on load, on every (re)connect, every 30 s,
@@ -59,8 +64,8 @@
  * [data-round-state=done|missing|upcoming][data-round-id]; findings [data-finding-id]
  * [data-finding-status]; buttons .finding-confirm, .finding-dismiss; the inline dismiss form
  * form.dismiss-form > input.dismiss-reason, .finding-submit, .finding-cancel; errors .finding-error.
- * The actor of a confirm/dismiss is the 值班人员 input (#duty-name, localStorage "hallwatch.duty"),
- * the same name alerts are acknowledged with.
+ * Login: #login (form #login-form, #login-user, #login-password, #login-error); the live page #live
+ * is shown once logged in; #user-name, #user-role, #logout in the top bar.
  *
  * Server data is only ever written with textContent (never innerHTML).
  */
@@ -142,11 +147,10 @@
       "alerts.title": "告警",
       "alerts.loading": "正在加载告警…",
       "alerts.none": "暂无未解除的告警",
-      "alerts.duty": "值班人员",
       "alerts.mute": "静音",
       "alerts.soundHint": "点击页面以启用提示音",
       "alerts.soundUnsupported": "此浏览器不支持提示音",
-      "alerts.needName": "请先在“值班人员”中填写您的姓名，再确认告警。",
+      "alerts.ackForbidden": "您的角色无权确认告警",
       "alerts.cleared": "最近解除",
       "alerts.clearedEmpty": "暂无已解除的告警",
       "alerts.since": "开始",
@@ -200,7 +204,7 @@
       "finding.submitDismiss": "提交驳回",
       "finding.cancel": "取消",
       "finding.working": "正在提交…",
-      "finding.needName": "请先在“值班人员”中填写您的姓名。",
+      "finding.forbidden": "您的角色无权处理巡查问题",
       "finding.needReason": "请填写驳回理由。",
       "finding.failed": "操作失败，请重试",
       "finding.notFound": "该问题已不存在",
@@ -222,6 +226,18 @@
       "unit.h": "{n} 小时",
       "lang.switchLabel": "Switch to English",
       "lang.switchText": "English",
+      "auth.title": "登录",
+      "auth.intro": "请使用督查科分配的账号登录。",
+      "auth.username": "用户名",
+      "auth.password": "密码",
+      "auth.submit": "登录",
+      "auth.working": "正在登录…",
+      "auth.failed": "用户名或密码错误，或账号已停用",
+      "auth.limited": "登录失败次数过多，请 15 分钟后再试",
+      "auth.expired": "登录已过期，请重新登录",
+      "auth.unavailable": "无法连接服务器，请稍后重试",
+      "auth.logout": "退出登录",
+      "auth.user": "当前用户",
       "sep": "，",
       "colon": "："
     },
@@ -283,11 +299,10 @@
       "alerts.title": "Alerts",
       "alerts.loading": "Loading alerts…",
       "alerts.none": "No open alerts",
-      "alerts.duty": "On duty",
       "alerts.mute": "Mute",
       "alerts.soundHint": "Click the page to enable alert sound",
       "alerts.soundUnsupported": "This browser cannot play alert sounds",
-      "alerts.needName": "Enter your name under “On duty” first, then acknowledge.",
+      "alerts.ackForbidden": "Your role may not acknowledge alerts",
       "alerts.cleared": "Recently cleared",
       "alerts.clearedEmpty": "No cleared alerts",
       "alerts.since": "Since",
@@ -341,7 +356,7 @@
       "finding.submitDismiss": "Dismiss finding",
       "finding.cancel": "Cancel",
       "finding.working": "Saving…",
-      "finding.needName": "Enter your name under “On duty” first.",
+      "finding.forbidden": "Your role may not act on patrol findings",
       "finding.needReason": "Enter a reason for the dismissal.",
       "finding.failed": "Failed, please retry",
       "finding.notFound": "This finding no longer exists",
@@ -373,12 +388,25 @@
       "unit.h": "{n} h",
       "lang.switchLabel": "切换到中文",
       "lang.switchText": "中文",
+      "auth.title": "Log in",
+      "auth.intro": "Log in with the account the supervision office gave you.",
+      "auth.username": "User name",
+      "auth.password": "Password",
+      "auth.submit": "Log in",
+      "auth.working": "Logging in…",
+      "auth.failed": "Wrong user name or password, or the account is disabled",
+      "auth.limited": "Too many failed logins: try again in 15 minutes",
+      "auth.expired": "Your session has ended: please log in again",
+      "auth.unavailable": "The server cannot be reached: try again later",
+      "auth.logout": "Log out",
+      "auth.user": "Logged in as",
       "sep": ", ",
       "colon": ": "
     }
   };
 
   var lang = "zh";
+  var me = null;                // the logged-in user (GET /api/session)
 
   function t(key) {
     var d = I18N[lang];
@@ -553,6 +581,7 @@
     btn.setAttribute("aria-label", t("lang.switchLabel"));
     btn.setAttribute("lang", lang === "zh" ? "en" : "zh-CN");
     renderHallName();
+    renderUser();
   }
 
   function setLang(next) {
@@ -1022,7 +1051,7 @@
         by: a.acknowledged_by || "—", time: shortHM(a.acknowledged_at)
       })));
       actions.appendChild(ack);
-    } else if (st === "active") {
+    } else if (st === "active" && can("alerts.ack")) {
       var btn = el("button", "ack-button", pendingAck[a.id] ? t("alerts.acking") : t("alerts.ack"));
       btn.type = "button";
       btn.setAttribute("aria-label", (pendingAck[a.id] ? t("alerts.acking") : t("alerts.ack")) +
@@ -1242,46 +1271,12 @@
   }
 
   // ---------------------------------------------------------------- acknowledge
-  function showDutyMessage(key) {
-    var m = $("duty-message");
-    if (!key) {
-      m.hidden = true;
-      m.removeAttribute("data-i18n");
-      m.textContent = "";
-      return;
-    }
-    m.setAttribute("data-i18n", key);
-    m.textContent = t(key);
-    m.hidden = false;
-  }
-
   function ackAlert(id) {
     if (pendingAck[id]) return;
-    var input = $("duty-name");
-    var by = input.value.trim();
-    if (!by) {
-      showDutyMessage("alerts.needName");
-      input.setAttribute("aria-invalid", "true");
-      input.focus();
-      return;
-    }
-    showDutyMessage(null);
     pendingAck[id] = true;
     delete ackErrors[id];
     renderAlerts();
-    fetch("/api/alerts/" + encodeURIComponent(id) + "/ack", {
-      method: "POST",
-      cache: "no-store",
-      headers: { "Content-Type": "application/json", "Accept": "application/json" },
-      body: JSON.stringify({ by: by })
-    }).then(function (r) {
-      if (!r.ok) {
-        var e = new Error("ack -> HTTP " + r.status);
-        e.status = r.status;
-        throw e;
-      }
-      return r.json();
-    }).then(function (a) {
+    postJSON("/api/alerts/" + encodeURIComponent(id) + "/ack", null).then(function (a) {
       delete pendingAck[id];
       if (a && a.id !== undefined) {
         upsertAlert(a);
@@ -1290,7 +1285,8 @@
       }
     }).catch(function (err) {
       delete pendingAck[id];
-      ackErrors[id] = err && err.status === 404 ? "alerts.ackNotFound" : "alerts.ackFailed";
+      ackErrors[id] = err && err.status === 404 ? "alerts.ackNotFound" :
+        (err && err.status === 403 ? "alerts.ackForbidden" : "alerts.ackFailed");
       renderAlerts();
       if (err && err.status === 404) refetchAlerts();
       if (window.console) console.warn("HallWatch: acknowledge failed", err);
@@ -1596,13 +1592,15 @@
     return null;
   }
 
+  // body null: a POST without a body (the server takes the actor from the session).
   function postJSON(url, body) {
-    return fetch(url, {
-      method: "POST",
-      cache: "no-store",
-      headers: { "Content-Type": "application/json", "Accept": "application/json" },
-      body: JSON.stringify(body)
-    }).then(function (r) {
+    var init = { method: "POST", cache: "no-store", headers: { "Accept": "application/json" } };
+    if (body !== null) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(url, init).then(function (r) {
+      if (r.status === 401) sessionEnded();
       return r.json().catch(function () { return null; }).then(function (data) {
         if (!r.ok) {
           var e = new Error(url + " -> HTTP " + r.status);
@@ -1615,26 +1613,11 @@
     });
   }
 
-  function dutyName() {
-    return $("duty-name").value.trim();
-  }
-
-  function needDutyName(id) {
-    findingErrors[id] = { key: "finding.needName" };
-    var input = $("duty-name");
-    input.setAttribute("aria-invalid", "true");
-    renderPatrols(true);
-    announcePatrol(t("finding.needName"));
-    input.focus();
-  }
-
   // action: "confirm" | "dismiss" (with a reason).
   function actOnFinding(id, action, reason) {
     if (findingPending[id]) return;
     var f = findFinding(id);
-    var actor = dutyName();
-    if (!actor) { needDutyName(id); return; }
-    var body = { actor: actor };
+    var body = {};
     if (action === "dismiss") {
       reason = (reason || "").trim();
       if (!reason) {
@@ -1660,7 +1643,8 @@
       refreshPatrols();
     }).catch(function (err) {
       delete findingPending[id];
-      if (err && err.detail) findingErrors[id] = { text: err.detail };
+      if (err && err.status === 403) findingErrors[id] = { key: "finding.forbidden" };
+      else if (err && err.detail) findingErrors[id] = { text: err.detail };
       else findingErrors[id] = { key: err && err.status === 404 ? "finding.notFound" : "finding.failed" };
       renderPatrols(true);
       var e = findingErrors[id];
@@ -1709,7 +1693,7 @@
       li.appendChild(el("div", "finding-step", text));
     }
 
-    var actions = Array.isArray(f.actions) ? f.actions : [];
+    var actions = can("patrols.run") && Array.isArray(f.actions) ? f.actions : [];
     var pending = findingPending[id];
     var label = findingWhat(f);
     var row = el("div", "finding-actions");
@@ -1981,14 +1965,6 @@
       if (!d || !d.classList || !d.classList.contains("round-findings")) return;
       roundOpen[d.getAttribute("data-round-id")] = d.open;
     }, true);
-    $("duty-name").addEventListener("input", function () {
-      if (!dutyName()) return;
-      var changed = false;
-      Object.keys(findingErrors).forEach(function (id) {
-        if (findingErrors[id].key === "finding.needName") { delete findingErrors[id]; changed = true; }
-      });
-      if (changed) renderPatrols();
-    });
     window.setInterval(refreshPatrols, PATROL_REFRESH_MS);
   }
 
@@ -2071,6 +2047,7 @@
   function getJSON(url) {
     return fetch(url, { cache: "no-store", headers: { "Accept": "application/json" } })
       .then(function (r) {
+        if (r.status === 401) sessionEnded();
         if (!r.ok) throw new Error(url + " -> HTTP " + r.status);
         return r.json();
       });
@@ -2202,18 +2179,9 @@
   }
 
   function initAlertControls() {
-    var input = $("duty-name");
     try {
-      input.value = window.localStorage.getItem("hallwatch.duty") || "";
       muted = window.localStorage.getItem("hallwatch.mute") === "1";
     } catch (e) { /* ignore */ }
-    input.addEventListener("input", function () {
-      try { window.localStorage.setItem("hallwatch.duty", input.value.trim()); } catch (e) { /* ignore */ }
-      if (input.value.trim()) {
-        input.removeAttribute("aria-invalid");
-        showDutyMessage(null);
-      }
-    });
     $("mute-toggle").addEventListener("click", function () { setMuted(!muted); });
 
     // One delegated handler for every ack button, now and after re-renders.
@@ -2240,14 +2208,103 @@
     renderMute();
   }
 
+  // ---------------------------------------------------------------- session
+  // me: {username, role, role_zh, permissions} once logged in, else null.
+  function can(permission) {
+    return !!me && Array.isArray(me.permissions) && me.permissions.indexOf(permission) >= 0;
+  }
+
+  function renderUser() {
+    $("user").hidden = !me;
+    $("logout").hidden = !me;
+    if (!me) return;
+    $("user-name").textContent = me.username;
+    $("user-role").textContent = lang === "zh" ? (me.role_zh || me.role) : me.role;
+  }
+
+  function showLogin(messageKey) {
+    $("live").hidden = true;
+    $("clock").hidden = true;
+    $("conn").hidden = true;
+    $("login").hidden = false;
+    var msg = $("login-error");
+    if (messageKey) msg.setAttribute("data-i18n", messageKey); else msg.removeAttribute("data-i18n");
+    msg.textContent = messageKey ? t(messageKey) : "";
+    msg.hidden = !messageKey;
+    $("login-user").focus();
+  }
+
+  // A request answered 401: the session ended (idle, expired, logged out elsewhere).
+  function sessionEnded() {
+    if (!me) return;
+    me = null;
+    if (socket) { var s = socket; socket = null; s.close(); }
+    if (retryTimer) { window.clearTimeout(retryTimer); retryTimer = null; }
+    renderUser();
+    showLogin("auth.expired");
+  }
+
+  function initLogin() {
+    $("login-form").addEventListener("submit", function (e) {
+      e.preventDefault();
+      var button = $("login-submit");
+      button.textContent = t("auth.working");
+      button.setAttribute("aria-disabled", "true");
+      fetch("/api/session", {
+        method: "POST",
+        cache: "no-store",
+        headers: { "Content-Type": "application/json", "Accept": "application/json" },
+        body: JSON.stringify({ username: $("login-user").value.trim(), password: $("login-password").value })
+      }).then(function (r) {
+        if (r.ok) {
+          window.location.reload();   // one way into the live page: start() with a session
+          return;
+        }
+        $("login-password").value = "";
+        button.textContent = t("auth.submit");
+        button.removeAttribute("aria-disabled");
+        showLogin(r.status === 429 ? "auth.limited" : "auth.failed");
+      }).catch(function () {
+        button.textContent = t("auth.submit");
+        button.removeAttribute("aria-disabled");
+        showLogin("auth.unavailable");
+      });
+    });
+    $("logout").addEventListener("click", function () {
+      fetch("/api/session", { method: "DELETE", cache: "no-store" }).then(function () {
+        window.location.reload();
+      });
+    });
+  }
+
   // ---------------------------------------------------------------- start
   function start() {
     lang = initialLang();
     applyStaticLabels();
-    renderAll();
     $("lang-toggle").addEventListener("click", function () {
       setLang(lang === "zh" ? "en" : "zh");
     });
+    initLogin();
+    fetch("/api/session", { cache: "no-store", headers: { "Accept": "application/json" } }).then(function (r) {
+      if (r.status === 401) { showLogin(null); return null; }
+      if (!r.ok) throw new Error("session -> HTTP " + r.status);
+      return r.json();
+    }).then(function (who) {
+      if (!who) return;
+      me = who;
+      renderUser();
+      startLive();
+    }).catch(function () {
+      showLogin("auth.unavailable");
+    });
+  }
+
+  function startLive() {
+    $("login").hidden = true;
+    $("live").hidden = false;
+    $("clock").hidden = false;
+    $("conn").hidden = false;
+    renderAll();
     initAlertControls();
     initPatrolControls();
     refetchAll();   // show data even before the socket opens

@@ -1,0 +1,107 @@
+"""``hallwatch user add|passwd|list|disable``, and the demo's accounts.
+
+A password is read from a file (``--password-file``, first line) or typed at
+a hidden prompt, never given on the command line where ``ps`` and the shell
+history would keep it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from server.users import ROLE_ZH, ROLES, UserError, UserStore
+
+user_app = typer.Typer(help="用户 Users: accounts, roles and passwords (docs/users.md).", no_args_is_help=True)
+console = Console(stderr=True)
+DEFAULT_DB = "sqlite:///var/hallwatch.db"
+Db = Annotated[str, typer.Option(envvar="HALLWATCH_DATABASE_URL", help="sqlite:///path or postgresql://user@host/db")]
+PasswordFile = Annotated[Optional[Path], typer.Option(help="File whose first line is the password (instead of the prompt).")]
+DEMO_USERS_FILE = "users.txt"
+
+
+def _store(db: str) -> UserStore:
+    from server.db import make_engine, migrate
+
+    engine = make_engine(db)
+    migrate(engine)
+    return UserStore(engine)
+
+
+def _password(password_file: Path | None) -> str:
+    if password_file is None:
+        return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        lines = password_file.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise UserError(f"{password_file}: {exc.strerror}") from None
+    return lines[0] if lines else ""
+
+
+def _run(action: str, call: object) -> None:
+    try:
+        call()  # type: ignore[operator]
+    except UserError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(action)
+
+
+@user_app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
+    password_file: PasswordFile = None,
+    db: Db = DEFAULT_DB,
+) -> None:
+    """Create a user with a role."""
+    _run(f"user {name} added ({role})", lambda: _store(db).add(name, role, _password(password_file)))
+
+
+@user_app.command("passwd")
+def passwd(name: str, password_file: PasswordFile = None, db: Db = DEFAULT_DB) -> None:
+    """Set a user's password; their open sessions end."""
+    _run(f"password of {name} changed; their sessions ended", lambda: _store(db).set_password(name, _password(password_file)))
+
+
+@user_app.command("disable")
+def disable(name: str, db: Db = DEFAULT_DB) -> None:
+    """Stop a user logging in and end their sessions (the audit log keeps their name)."""
+    _run(f"user {name} disabled", lambda: _store(db).disable(name))
+
+
+@user_app.command("list")
+def list_users(db: Db = DEFAULT_DB) -> None:
+    """The users, their roles and whether they may log in."""
+    table = Table("user", "role", "", "created (UTC)")
+    for user in _store(db).users():
+        role = str(user["role"])
+        table.add_row(str(user["username"]), f"{role} {ROLE_ZH[role]}", "disabled" if user["disabled"] else "", str(user["created_at"])[:19])  # type: ignore[index]
+    Console().print(table)
+
+
+def demo_users(store: UserStore, data_dir: Path) -> None:
+    """At the demo's first start, one user per role with a random password, printed once and kept
+    in ``data_dir/users.txt`` (0600); later starts only say where the file is."""
+    listing = data_dir / DEMO_USERS_FILE
+    if store.exists():
+        console.print(f"demo users: see {listing}" if listing.exists() else "demo users exist (hallwatch user list)")
+        return
+    lines = []
+    for role in ROLES:
+        password = secrets.token_urlsafe(12)
+        store.add(role, role, password)
+        lines.append(f"{role}\t{password}\t{ROLE_ZH[role]}")
+    fd = os.open(listing, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("# HallWatch demo users: name, password, role (created at the first start; delete this file once noted)\n")
+        handle.write("\n".join(lines) + "\n")
+    console.print(f"[bold]示范账号 demo users[/] (also in {listing}, mode 0600):")
+    for line in lines:
+        console.print("  " + line.replace("\t", "  "))
