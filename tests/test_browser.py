@@ -4,8 +4,11 @@ Mosquitto and the server are real; the server's hall clock is a Monday
 morning running at real speed.  One walk through the page: log in through
 the form; a seat event published over MQTT changes its window's tile within
 2 s; an alert is acknowledged with the keyboard only; a viewer sees no
-acknowledge button and the API refuses the viewer's POST too.  The
-screenshots in docs/img/ are taken on the way.
+acknowledge button and the API refuses the viewer's POST too.  A rating
+pressed on ev-01 shows in the live page's "today" panel (今日考勤与评价) and
+in the review page's rating trend table (评价趋势); the review page draws
+c01's attendance calendar (考勤日历) for the month.  The screenshots in
+docs/img/ are taken on the way.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from procs import ROOT, AppServer, wait_for
 from users import PASSWORD, add_user
 
 from broker.connection import BrokerSettings
-from broker.protocol import DeviceStatus, SeatBody, device_topic, encode, make_event
+from broker.protocol import DeviceStatus, RatingBody, SeatBody, device_topic, encode, make_event
 from broker.timeutil import HALL_TZ
 from server.app import ServerSettings, create_app
 from server.db import make_engine
@@ -70,6 +73,31 @@ class Camera:
         body = SeatBody(window_id=window_id, state=state, confidence=0.95)  # type: ignore[arg-type]
         event = make_event(hall_id="demo", device_id="cam-01", boot=1, seq=self.seq, event_time=self.clock(), body=body, msg_id=uuid.uuid4())
         self.client.publish(device_topic("demo", "cam-01", "evt", "seat"), encode(event), qos=1).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Evaluator:
+    """ev-01, the evaluator keypad (评价器) of w01, speaking the protocol over paho."""
+
+    def __init__(self, broker_port: int, clock: HallClock) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.clock = clock
+        self.seq = 0
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ev-01-test")
+        self.client.connect("127.0.0.1", broker_port)
+        self.client.loop_start()
+        status = DeviceStatus(hall_id="demo", device_id="ev-01", kind="evaluator", boot=1, state="online", time=clock(), heartbeat_s=600, software="browser-test")
+        self.client.publish(device_topic("demo", "ev-01", "status"), encode(status), qos=1, retain=True).wait_for_publish(10)
+
+    def rate(self, window_id: str, level: int, clerk_id: str) -> None:
+        self.seq += 1
+        body = RatingBody(window_id=window_id, level=level, clerk_id=clerk_id, ticket=f"A{self.seq:03d}")
+        event = make_event(hall_id="demo", device_id="ev-01", boot=1, seq=self.seq, event_time=self.clock(), body=body, msg_id=uuid.uuid4())
+        self.client.publish(device_topic("demo", "ev-01", "evt", "rating"), encode(event), qos=1).wait_for_publish(10)
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -168,10 +196,13 @@ def test_log_in_see_a_seat_event_within_2_s_acknowledge_by_keyboard_and_a_viewer
     labels = [t.get_attribute("textContent") for t in driver.find_elements(By.CSS_SELECTOR, "#window-grid .state-label")]
     assert len(labels) == 12 and all(labels), f"every tile names its state in words: {labels}"
 
+    assert _text(driver, "#today-rated") == "0" and _attribute(driver, "#today", "data-day") == T0.date().isoformat(), "today's panel: no ratings yet"
+    assert "/" in _text(driver, "#today-punched") and _text(driver, "#today-late").isdigit()
     camera = Camera(broker_port, clock)
+    evaluator = Evaluator(broker_port, clock)
     try:
         api = httpx.Client(base_url=url, cookies={"hw_session": driver.get_cookie("hw_session")["value"]})
-        wait_for(lambda: any(d["id"] == "cam-01" and d["status"] == "online" for d in api.get("/api/devices").json()), 15, "cam-01 online")
+        wait_for(lambda: {"cam-01", "ev-01"} <= {d["id"] for d in api.get("/api/devices").json() if d["status"] == "online"}, 15, "cam-01 and ev-01 online")
 
         published = time.monotonic()
         camera.seat("w01", "occupied")
@@ -179,6 +210,11 @@ def test_log_in_see_a_seat_event_within_2_s_acknowledge_by_keyboard_and_a_viewer
         latency = time.monotonic() - published
         print(f"\nMQTT publish → w01 tile staffed in the browser: {latency * 1000:.0f} ms")
         assert latency < LATENCY_BUDGET_S, f"{latency:.2f} s from publish to the tile"
+
+        evaluator.rate("w01", 5, "c01")  # a citizen rates c01 at w01 while the seat is staffed
+        day = T0.date().isoformat()
+        stats_today = {"by": "window", "period": "day", "from": day, "to": day}
+        wait_for(lambda: api.get("/api/ratings/stats", params=stats_today).json()["totals"]["rated"] == 1, 15, "the rating counted")
 
         for window_id in ("w01", "w02"):  # both seats empty: two vacancies, two alerts after the grace
             camera.seat(window_id, "vacant")
@@ -206,6 +242,12 @@ def test_log_in_see_a_seat_event_within_2_s_acknowledge_by_keyboard_and_a_viewer
         assert "office" in _text(driver, row)
         assert _tile_state(driver, "w01") == "vacant" and "空岗" in _text(driver, '[data-window-id="w01"] .state-label')
         print(f"acknowledged with the keyboard after {presses} Tab presses")
+
+        # The "today" panel refreshes on load (and every 60 s): reloaded, it counts the rating.
+        driver.refresh()
+        WebDriverWait(driver, 15).until(lambda d: _text(d, "#today-rated") == "1")
+        assert _text(driver, "#today-satisfaction") == "100%" and _text(driver, "#today-bad") == "0"
+        WebDriverWait(driver, 15).until(lambda d: _attribute(d, row, "data-alert-state") == "acknowledged")
         driver.execute_script("window.scrollTo(0, 0);")
         driver.save_screenshot(str(SCREENSHOTS / "live.png"))
 
@@ -234,6 +276,28 @@ def test_log_in_see_a_seat_event_within_2_s_acknowledge_by_keyboard_and_a_viewer
         assert states[0] == "closed" and states[-1] == "vacant", states  # the staffed moment is too short to draw; the label says it
         WebDriverWait(driver, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#heat td"))
         assert "%" in _text(driver, "#heat tbody"), "occupancy shown as numbers, not colour alone"
+
+        # Rating trends: the day's row counts the one rating, and the chart draws it.
+        trend_row = f'#trend-table tr[data-day="{day}"]'
+        WebDriverWait(driver, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, trend_row))
+        cells = driver.execute_script("return Array.from(document.querySelector(arguments[0]).children).map(c => c.textContent)", trend_row)
+        assert cells == [day, "1", "1", "100%", "0", "0%"], cells
+        assert driver.find_elements(By.CSS_SELECTOR, "#trend-chart svg[role=img] circle"), "the satisfaction point is drawn"
+        assert driver.find_element(By.CSS_SELECTOR, "#trend-chart svg").get_attribute("aria-label").count(day) == 1
+
+        # Attendance calendar: c01's March, one cell per day, each day's status in words.
+        driver.get(f"{url}/review.html?day={day}&clerk=c01")
+        WebDriverWait(driver, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, '#calendar table[data-person="c01"] td[data-day]'))
+        days = driver.execute_script("return Array.from(document.querySelectorAll('#calendar td[data-day]')).map(c => [c.getAttribute('data-day'), c.getAttribute('data-status'), c.textContent])")
+        assert [d[0] for d in days] == [f"2026-03-{n:02d}" for n in range(1, 32)], [d[0] for d in days]
+        first = driver.execute_script("return document.querySelectorAll('#calendar tbody tr')[0].querySelectorAll('td.cal-blank').length")
+        assert first == 6, "1 March 2026 is a Sunday: six blank cells before it"
+        sunday = days[0]
+        assert sunday[1] == "non_working" and "休息日" in sunday[2], sunday
+        assert days[1][1] == "pending pending" and days[1][2].count("未结束") == 2, f"Monday 2 March at 09:10: neither half-day judged yet: {days[1]}"
+        assert all(d[2].strip() != str(int(d[0][8:])) for d in days), "every day cell says its status in words"
+        driver.execute_script("document.getElementById('trend-title').scrollIntoView()")
         driver.save_screenshot(str(SCREENSHOTS / "review.png"))
     finally:
         camera.close()
+        evaluator.close()

@@ -47,6 +47,12 @@
  *       422 {"detail": [{loc, msg}]} — shown next to the finding.
  *     Patrols have no WebSocket message: refetched on load, on every (re)connect, every 30 s,
  *     just after the next scheduled round's time, and after a confirm/dismiss.
+ *   GET /api/attendance/{year}/{month} -> [{person_id, name, window, summary, days: [{day, working,
+ *       halves: [{session, status, late_s, early_s, clock_in, clock_out, rules}]}]}] (docs/attendance.md)
+ *   GET /api/ratings/stats?by=window&period=day&from=D&to=D -> {rows, totals: {rated, satisfied, bad,
+ *       satisfaction_rate, bad_rate, ...}} (docs/ratings.md)
+ *     Both feed the "today" panel (#today[data-day], #today-punched, #today-late, #today-rated,
+ *     #today-satisfaction, #today-bad): fetched on load and every 60 s, not per event.
  *   WebSocket /ws pushes {kind: "window"|"device"|"event"|"stats"|"alert",
  *     window|device|event|stats|alert: {...}} with the same item shapes as above ("alert" on
  *     raise, clear, acknowledge or liveness change). On close we reconnect with exponential
@@ -117,6 +123,13 @@
       "stats.duplicates": "重复",
       "stats.rejected": "已拒收",
       "stats.historical": "补传",
+      "today.title": "今日考勤与评价",
+      "today.punched": "打卡/应到",
+      "today.late": "迟到",
+      "today.rated": "评价数",
+      "today.satisfaction": "满意率",
+      "today.bad": "差评",
+      "today.failed": "今日考勤与评价加载失败",
       "devices.title": "设备状态",
       "devices.empty": "暂无设备",
       "devices.windows": "窗口",
@@ -269,6 +282,13 @@
       "stats.duplicates": "Duplicates",
       "stats.rejected": "Rejected",
       "stats.historical": "Backfilled",
+      "today.title": "Today's attendance and ratings",
+      "today.punched": "Punched/due",
+      "today.late": "Late",
+      "today.rated": "Ratings",
+      "today.satisfaction": "Satisfied",
+      "today.bad": "Bad ratings",
+      "today.failed": "Could not load today's attendance and ratings",
       "devices.title": "Devices",
       "devices.empty": "No devices",
       "devices.windows": "Windows",
@@ -862,6 +882,66 @@
       var v = stats && typeof stats[k] === "number" ? stats[k] : null;
       $("stat-" + k).textContent = v === null ? "–" : v.toLocaleString("en-US");
     });
+  }
+
+  // ---------------------------------------------------------------- today (今日考勤与评价)
+  var TODAY_REFRESH_MS = 60000;
+  var today = null;   // {day, punched, expected, late, rated, satisfaction_rate, bad} once loaded
+
+  // From one month of attendance: who punched today, who was expected (a working half-day not on leave), late half-days.
+  function attendanceToday(people, day) {
+    var out = { punched: 0, expected: 0, late: 0 };
+    (people || []).forEach(function (p) {
+      (p.days || []).forEach(function (d) {
+        if (d.day !== day || !d.working) return;
+        var halves = d.halves || [];
+        var expected = halves.some(function (h) { return h.status !== "on_leave" && h.status !== "non_working"; });
+        if (expected) out.expected++;
+        if (halves.some(function (h) { return h.clock_in || h.clock_out; })) out.punched++;
+        halves.forEach(function (h) { if (h.status === "late" || h.status === "late_and_early_leave") out.late++; });
+      });
+    });
+    return out;
+  }
+
+  function refreshToday() {
+    var day = hallDay();
+    if (!day || !me) return;
+    var parts = day.split("-");
+    Promise.all([
+      getJSON("/api/attendance/" + Number(parts[0]) + "/" + Number(parts[1])).catch(function () { return null; }),
+      getJSON("/api/ratings/stats?by=window&period=day&from=" + day + "&to=" + day).catch(function () { return null; })
+    ]).then(function (r) {
+      var att = r[0] ? attendanceToday(r[0], day) : null;
+      var totals = r[1] && r[1].totals ? r[1].totals : null;
+      today = {
+        day: day,
+        failed: !att || !totals,
+        punched: att ? att.punched : null,
+        expected: att ? att.expected : null,
+        late: att ? att.late : null,
+        rated: totals ? totals.rated : null,
+        satisfaction_rate: totals ? totals.satisfaction_rate : null,
+        bad: totals ? totals.bad : null
+      };
+      renderToday();
+    });
+  }
+
+  function renderToday() {
+    var panel = $("today");
+    if (!panel) return;
+    var dash = "–";
+    var num = function (v) { return typeof v === "number" ? String(v) : dash; };
+    panel.setAttribute("data-day", today ? today.day : "");
+    $("today-punched").textContent = today && typeof today.punched === "number" ? today.punched + "/" + today.expected : dash;
+    $("today-late").textContent = today ? num(today.late) : dash;
+    $("today-rated").textContent = today ? num(today.rated) : dash;
+    $("today-satisfaction").textContent = today && typeof today.satisfaction_rate === "number" ? (Math.round(today.satisfaction_rate * 1000) / 10) + "%" : dash;
+    $("today-bad").textContent = today ? num(today.bad) : dash;
+    var err = $("today-error");
+    err.hidden = !(today && today.failed);
+    err.textContent = today && today.failed ? t("today.failed") : "";
   }
 
   // ---------------------------------------------------------------- alerts
@@ -1979,6 +2059,7 @@
     renderAlerts();
     renderMute();
     renderPatrols();
+    renderToday();
   }
 
   // ---------------------------------------------------------------- data updates
@@ -2122,6 +2203,7 @@
       renderHallName();
       renderAll();
       refreshPatrols();  // after the hall clock is known: "today" is the hall's day
+      if (!today) refreshToday();
     }).catch(function (err) {
       if (gen === fetchGen) fetchInFlight = false;
       if (gen === fetchGen && !patrolsLoaded) refreshPatrols();
@@ -2315,6 +2397,7 @@
       tickAlerts();
     }, 1000);
     window.setInterval(refetchAlerts, ALERT_REFRESH_MS);
+    window.setInterval(refreshToday, TODAY_REFRESH_MS);
   }
 
   if (document.readyState === "loading") {

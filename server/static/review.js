@@ -3,7 +3,8 @@
  * and punches on the same axis, a replay cursor, and occupancy per hour.
  *
  * Data: GET /api/windows, GET /api/review/day?day=&window=,
- * GET /api/review/occupancy?from=&to=. Chinese first; ?lang=en or the
+ * GET /api/review/occupancy?from=&to=, GET /api/ratings/stats?by=window&period=day&from=&to=
+ * (rating trends), GET /api/attendance/{year}/{month} (attendance calendar). Chinese first; ?lang=en or the
  * button switches to English. Every state has a text label and a pattern,
  * never colour alone; everything is reachable with the keyboard.
  */
@@ -18,7 +19,14 @@
       login: "请先在实时监控页面登录。", failed: "加载失败：", empty: "这一天没有数据。",
       staffed: "在岗", vacant: "空岗", paused: "暂停", unknown: "未知", closed: "关闭",
       alert: "告警", rating: "评价", punch: "打卡", acked: "已确认", stars: "星", hour: "时", nodata: "—",
-      at: "时刻"
+      at: "时刻",
+      trend: "评价趋势", trendTable: "每日评价", hallAll: "全大厅", rated: "有效评价", satisfied: "满意", satRate: "满意率",
+      bad: "差评", badRate: "差评率", noRatings: "这段时间没有评价。", trendChart: "评价趋势图",
+      calendar: "考勤日历", month: "月份", clerk: "工作人员", noClerk: "这个月没有考勤数据。",
+      am: "上午", pm: "下午", weekdays: "一二三四五六日",
+      normal: "正常", late: "迟到", early_leave: "早退", late_and_early_leave: "迟到、早退", missing_punch: "缺卡",
+      absent: "旷工", on_leave: "请假", non_working: "休息日", pending: "未结束",
+      sumLate: "迟到", sumEarly: "早退", sumAbsent: "旷工（半天）", times: "次"
     },
     en: {
       title: "Window review", back: "Back to live", day: "Day", window: "Window", all: "All windows", show: "Show",
@@ -27,10 +35,20 @@
       login: "Log in on the live page first.", failed: "Could not load: ", empty: "No data for this day.",
       staffed: "staffed", vacant: "vacant", paused: "paused", unknown: "unknown", closed: "closed",
       alert: "alert", rating: "rating", punch: "punch", acked: "acknowledged", stars: "★", hour: "h", nodata: "—",
-      at: "At"
+      at: "At",
+      trend: "Rating trends", trendTable: "Ratings per day", hallAll: "Whole hall", rated: "Counted", satisfied: "Satisfied", satRate: "Satisfaction",
+      bad: "Bad", badRate: "Bad rate", noRatings: "No ratings in this range.", trendChart: "Rating trend chart",
+      calendar: "Attendance calendar", month: "Month", clerk: "Clerk", noClerk: "No attendance for this month.",
+      am: "AM", pm: "PM", weekdays: "MTWTFSS",
+      normal: "normal", late: "late", early_leave: "left early", late_and_early_leave: "late, left early", missing_punch: "missing punch",
+      absent: "absent", on_leave: "on leave", non_working: "rest day", pending: "not over",
+      sumLate: "late", sumEarly: "early", sumAbsent: "absent half-days", times: "×"
     }
   };
   var STATES = ["staffed", "vacant", "paused", "unknown", "closed"];
+  var ATTENDANCE = ["normal", "late", "early_leave", "late_and_early_leave", "missing_punch", "absent", "on_leave", "non_working", "pending"];
+  var ATT_ICONS = { normal: "✓", late: "迟", early_leave: "早", late_and_early_leave: "迟早", missing_punch: "缺", absent: "旷", on_leave: "假", non_working: "休", pending: "…" };
+  var trendLoaded = null, monthLoaded = null;
   var DAY_START = 7, DAY_END = 19; // hours shown on the axis
   var lang = /[?&]lang=en/.test(location.search) ? "en" : "zh";
   var loaded = null, timer = null;
@@ -62,6 +80,22 @@
       item.appendChild(el("span", "swatch band-" + state));
       item.appendChild(el("span", null, t(state)));
       legend.appendChild(item);
+    });
+    var calLegend = $("cal-legend");
+    calLegend.textContent = "";
+    ATTENDANCE.forEach(function (status) {
+      var item = el("li");
+      item.appendChild(el("span", "att-icon att-" + status, ATT_ICONS[status]));
+      item.appendChild(el("span", null, t(status)));
+      calLegend.appendChild(item);
+    });
+    var trendLegend = $("trend-legend");
+    trendLegend.textContent = "";
+    [["line-sat", "●", "satRate"], ["line-bad", "■", "badRate"]].forEach(function (l) {
+      var item = el("li");
+      item.appendChild(el("span", "line-key " + l[0], "—" + l[1] + "—"));
+      item.appendChild(el("span", null, t(l[2])));
+      trendLegend.appendChild(item);
     });
   }
 
@@ -199,26 +233,188 @@
     get("/api/review/occupancy?from=" + encodeURIComponent($("from").value) + "&to=" + encodeURIComponent($("to").value)).then(drawHeat, function (error) { status(t("failed") + error.message); });
   }
 
+  // ---------------------------------------------------------------- rating trends (评价趋势)
+  function percent(rate) { return rate === null || rate === undefined ? t("nodata") : (Math.round(rate * 1000) / 10) + "%"; }
+
+  function trendDays(data, windowId) {
+    var byDay = {};
+    data.rows.forEach(function (row) {
+      if (windowId && row.key !== windowId) return;
+      var d = byDay[row.period] || (byDay[row.period] = { day: row.period, rated: 0, satisfied: 0, bad: 0 });
+      d.rated += row.rated; d.satisfied += row.satisfied; d.bad += row.bad;
+    });
+    var days = [], day = new Date(data.from + "T00:00:00Z"), last = new Date(data.to + "T00:00:00Z");
+    for (; day <= last; day = new Date(day.getTime() + 86400000)) {
+      var key = day.toISOString().slice(0, 10);
+      var d = byDay[key] || { day: key, rated: 0, satisfied: 0, bad: 0 };
+      d.satisfaction = d.rated ? d.satisfied / d.rated : null;
+      d.badRate = d.rated ? d.bad / d.rated : null;
+      days.push(d);
+    }
+    return days;
+  }
+
+  var SVG = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs, text) {
+    var node = document.createElementNS(SVG, tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function drawTrend() {
+    if (!trendLoaded) return;
+    var days = trendDays(trendLoaded, $("trend-window").value);
+    var rows = $("trend-table").querySelector("tbody"), chart = $("trend-chart");
+    rows.textContent = "";
+    chart.textContent = "";
+    days.forEach(function (d) {
+      var tr = el("tr");
+      tr.setAttribute("data-day", d.day);
+      tr.appendChild(el("th", null, d.day)).setAttribute("scope", "row");
+      [d.rated, d.satisfied, percent(d.satisfaction), d.bad, percent(d.badRate)].forEach(function (v) { tr.appendChild(el("td", "num", String(v))); });
+      rows.appendChild(tr);
+    });
+    var any = days.some(function (d) { return d.rated > 0; });
+    $("trend-status").textContent = any ? "" : t("noRatings");
+    var W = 640, H = 200, L = 44, R = 12, T = 12, B = 28, n = days.length;
+    var x = function (i) { return L + (n > 1 ? (i * (W - L - R)) / (n - 1) : (W - L - R) / 2); };
+    var y = function (rate) { return T + (1 - rate) * (H - T - B); };
+    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, class: "trend-svg", role: "img" });
+    root.setAttribute("aria-label", t("trendChart") + "：" + days.filter(function (d) { return d.rated; }).map(function (d) {
+      return d.day + " " + t("rated") + " " + d.rated + "，" + t("satRate") + " " + percent(d.satisfaction) + "，" + t("badRate") + " " + percent(d.badRate);
+    }).join("；"));
+    [0, 0.5, 1].forEach(function (g) {
+      root.appendChild(svg("line", { x1: L, x2: W - R, y1: y(g), y2: y(g), class: "grid" }));
+      root.appendChild(svg("text", { x: L - 6, y: y(g) + 4, "text-anchor": "end", class: "axis" }, Math.round(g * 100) + "%"));
+    });
+    var step = Math.max(1, Math.ceil(n / 10));
+    days.forEach(function (d, i) {
+      if (i % step === 0 || i === n - 1) root.appendChild(svg("text", { x: x(i), y: H - 8, "text-anchor": "middle", class: "axis" }, d.day.slice(5)));
+    });
+    [["satisfaction", "line-sat"], ["badRate", "line-bad"]].forEach(function (series) {
+      var points = [];
+      days.forEach(function (d, i) { if (d[series[0]] !== null) points.push([x(i), y(d[series[0]]), d]); });
+      if (points.length > 1) root.appendChild(svg("polyline", { points: points.map(function (p) { return p[0].toFixed(1) + "," + p[1].toFixed(1); }).join(" "), class: series[1] }));
+      points.forEach(function (p) {
+        var mark = series[1] === "line-sat" ? svg("circle", { cx: p[0], cy: p[1], r: 4, class: series[1] + " dot" }) : svg("rect", { x: p[0] - 4, y: p[1] - 4, width: 8, height: 8, class: series[1] + " dot" });
+        mark.appendChild(svg("title", {}, p[2].day + " " + t(series[1] === "line-sat" ? "satRate" : "badRate") + " " + percent(p[2][series[0]])));
+        root.appendChild(mark);
+      });
+    });
+    chart.appendChild(root);
+  }
+
+  function loadTrend(event) {
+    if (event) event.preventDefault();
+    $("trend-status").textContent = t("loading");
+    get("/api/ratings/stats?by=window&period=day&from=" + encodeURIComponent($("trend-from").value) + "&to=" + encodeURIComponent($("trend-to").value)).then(function (data) {
+      trendLoaded = data;
+      drawTrend();
+    }, function (error) { $("trend-status").textContent = t("failed") + error.message; });
+  }
+
+  // ---------------------------------------------------------------- attendance calendar (考勤日历)
+  function halfText(h) { return (h.session ? h.session + " " : "") + t(h.status); }
+
+  function drawCalendar() {
+    var box = $("calendar");
+    box.textContent = "";
+    if (!monthLoaded) return;
+    var person = null;
+    monthLoaded.people.forEach(function (p) { if (p.person_id === $("cal-clerk").value) person = p; });
+    if (!person) { $("cal-status").textContent = t("noClerk"); return; }
+    $("cal-status").textContent = "";
+    var table = el("table", "cal-table");
+    table.setAttribute("data-person", person.person_id);
+    table.appendChild(el("caption", null, (person.name === person.person_id ? person.name : person.name + "（" + person.person_id + "）") + " " + monthLoaded.year + "-" + ("0" + monthLoaded.month).slice(-2) + " · " +
+      t("sumLate") + " " + person.summary.late + t("times") + "，" + t("sumEarly") + " " + person.summary.early + t("times") + "，" + t("sumAbsent") + " " + person.summary.absent_halfdays));
+    var head = el("tr");
+    t("weekdays").split("").forEach(function (w) { head.appendChild(el("th", null, w)).setAttribute("scope", "col"); });
+    table.appendChild(el("thead")).appendChild(head);
+    var body = el("tbody"), tr = el("tr");
+    var first = new Date(person.days.length ? person.days[0].day + "T00:00:00Z" : Date.UTC(monthLoaded.year, monthLoaded.month - 1, 1));
+    var lead = (first.getUTCDay() + 6) % 7;
+    for (var i = 0; i < lead; i++) tr.appendChild(el("td", "cal-blank"));
+    person.days.forEach(function (d) {
+      if (tr.children.length === 7) { body.appendChild(tr); tr = el("tr"); }
+      var statuses = d.working ? d.halves.map(function (h) { return h.status; }) : ["non_working"];
+      var td = el("td", "cal-day" + (d.working ? "" : " cal-rest"));
+      td.setAttribute("data-day", d.day);
+      td.setAttribute("data-status", statuses.join(" "));
+      td.appendChild(el("span", "cal-num", String(Number(d.day.slice(8)))));
+      if (!d.working) {
+        td.appendChild(el("span", "cal-half att-non_working", ATT_ICONS.non_working + " " + t("non_working")));
+      } else {
+        d.halves.forEach(function (h, k) {
+          var line = el("span", "cal-half att-" + h.status);
+          line.appendChild(el("span", "att-icon", ATT_ICONS[h.status] || "?"));
+          line.appendChild(document.createTextNode(" " + (d.halves.length === 2 ? t(k ? "pm" : "am") + " " : "") + t(h.status) +
+            (h.late_s ? " " + Math.ceil(h.late_s / 60) + "′" : "")));
+          line.title = halfText(h) + (h.clock_in ? " ↦" + hhmm(h.clock_in) : "") + (h.clock_out ? " ↤" + hhmm(h.clock_out) : "");
+          td.appendChild(line);
+        });
+      }
+      td.setAttribute("aria-label", d.day + " " + (d.working ? d.halves.map(halfText).join("，") : t("non_working")));
+      tr.appendChild(td);
+    });
+    while (tr.children.length < 7) tr.appendChild(el("td", "cal-blank"));
+    body.appendChild(tr);
+    table.appendChild(body);
+    box.appendChild(table);
+  }
+
+  function loadCalendar(event) {
+    if (event) event.preventDefault();
+    var parts = $("cal-month").value.split("-"), year = Number(parts[0]), month = Number(parts[1]);
+    $("cal-status").textContent = t("loading");
+    get("/api/attendance/" + year + "/" + month).then(function (people) {
+      monthLoaded = { year: year, month: month, people: people };
+      var select = $("cal-clerk"), chosen = select.value || new URLSearchParams(location.search).get("clerk");
+      select.textContent = "";
+      people.forEach(function (p) {
+        var option = el("option", null, p.name === p.person_id ? p.name : p.name + "（" + p.person_id + "）");
+        option.value = p.person_id;
+        select.appendChild(option);
+      });
+      if (chosen && people.some(function (p) { return p.person_id === chosen; })) select.value = chosen;
+      drawCalendar();
+    }, function (error) { $("cal-status").textContent = t("failed") + error.message; });
+  }
+
   function start() {
     var today = new Date(Date.now() + 8 * 3600 * 1000).toISOString().slice(0, 10); // hall time, Asia/Shanghai
     var params = new URLSearchParams(location.search);
     $("day").value = params.get("day") || today;
     $("from").value = params.get("from") || $("day").value;
     $("to").value = params.get("to") || $("day").value;
+    var weekAgo = new Date(Date.parse($("day").value + "T00:00:00Z") - 6 * 86400000).toISOString().slice(0, 10);
+    $("trend-from").value = params.get("from") || weekAgo;
+    $("trend-to").value = params.get("to") || $("day").value;
+    $("cal-month").value = params.get("month") || $("day").value.slice(0, 7);
     translate();
-    $("lang-toggle").addEventListener("click", function () { lang = lang === "zh" ? "en" : "zh"; translate(); if (loaded) drawDay(loaded); });
+    $("lang-toggle").addEventListener("click", function () { lang = lang === "zh" ? "en" : "zh"; translate(); if (loaded) drawDay(loaded); drawTrend(); drawCalendar(); });
     $("pick").addEventListener("submit", loadDay);
     $("range").addEventListener("submit", loadHeat);
     $("play").addEventListener("click", replay);
+    $("trend-pick").addEventListener("submit", loadTrend);
+    $("trend-window").addEventListener("change", drawTrend);
+    $("cal-pick").addEventListener("submit", loadCalendar);
+    $("cal-clerk").addEventListener("change", drawCalendar);
     get("/api/windows").then(function (windows) {
       windows.forEach(function (w) {
         var option = el("option", null, w.name);
         option.value = w.id;
         $("window").appendChild(option);
+        var again = el("option", null, w.name);
+        again.value = w.id;
+        $("trend-window").appendChild(again);
       });
       if (params.get("window")) $("window").value = params.get("window");
       loadDay();
       loadHeat();
+      loadTrend();
+      loadCalendar();
     }, function (error) { status(t("failed") + error.message); });
   }
 

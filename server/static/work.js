@@ -1,0 +1,359 @@
+/*
+ * HallWatch work page (工单、巡查与证据): bad-rating work orders with their
+ * deadlines and the steps the user may take, the day's patrol rounds and
+ * findings, and the evidence pictures.
+ *
+ * Data: GET /api/session (permissions), GET /api/work-orders,
+ * POST /api/work-orders/{id}/{action} {note}, GET /api/patrols?day=,
+ * GET /api/patrols/{id}, /api/bulletins/{monday}.xlsx, GET /api/evidence,
+ * GET /api/evidence/{id}. Chinese first; ?lang=en or the button switches to
+ * English. Status is always a word, overdue a word and an icon.
+ */
+(function () {
+  "use strict";
+
+  var TEXT = {
+    zh: {
+      title: "工单、巡查与证据", back: "返回实时监控", review: "回看", orders: "差评工单", patrols: "巡查记录", evidence: "证据",
+      login: "请先在实时监控页面登录", status: "状态", allStatus: "全部", onlyOverdue: "只看超期", show: "查看", day: "日期",
+      window: "窗口", allWindows: "全部窗口", bulletin: "本周巡查通报（xlsx）", loading: "加载中…", failed: "加载失败：",
+      noOrders: "没有工单。", noRounds: "这一天没有巡查记录。", noEvidence: "没有证据照片。",
+      clerk: "工作人员", level: "评价", created: "评价时间", callbackDue: "回访期限", rectifyDue: "整改期限", ticket: "票号",
+      overdue: "已超期", overdue_callback: "回访超期", overdue_rectify: "整改超期", note: "处理说明", needNote: "请先填写处理说明。",
+      done: "已完成：", noActions: "（无可执行的操作）", history: "经过",
+      kind: "类型", name: "轮次", officer: "巡查人", started: "开始", ended: "结束", minutes: "分钟", details: "详情",
+      scheduled: "应巡查轮次", doneRound: "已巡", missing: "未巡", finding: "问题", category: "类别", observed: "时间",
+      noFindings: "本轮未发现问题。", checklist: "检查清单", state: "状态", inProgress: "进行中",
+      cause: "原因", taken: "拍摄时间", vacancy: "空岗", request: "调取", picture: "证据照片", of: "的",
+      role: "角色"
+    },
+    en: {
+      title: "Work orders, patrols and evidence", back: "Back to live", review: "Review", orders: "Work orders", patrols: "Patrol records", evidence: "Evidence",
+      login: "Log in on the live page first", status: "Status", allStatus: "All", onlyOverdue: "Overdue only", show: "Show", day: "Day",
+      window: "Window", allWindows: "All windows", bulletin: "This week's patrol bulletin (xlsx)", loading: "Loading…", failed: "Could not load: ",
+      noOrders: "No work orders.", noRounds: "No patrol rounds on this day.", noEvidence: "No evidence pictures.",
+      clerk: "Clerk", level: "Rating", created: "Rated at", callbackDue: "Call back by", rectifyDue: "Rectify by", ticket: "Ticket",
+      overdue: "Overdue", overdue_callback: "call-back overdue", overdue_rectify: "rectification overdue", note: "Note", needNote: "Write a note first.",
+      done: "Done: ", noActions: "(no step you may take)", history: "History",
+      kind: "Kind", name: "Round", officer: "Officer", started: "Started", ended: "Ended", minutes: "min", details: "Details",
+      scheduled: "Scheduled rounds", doneRound: "done", missing: "not done", finding: "Finding", category: "Category", observed: "Time",
+      noFindings: "No findings in this round.", checklist: "Checklist", state: "State", inProgress: "in progress",
+      cause: "Cause", taken: "Taken at", vacancy: "vacancy", request: "requested", picture: "Evidence picture", of: "",
+      role: "Role"
+    }
+  };
+  var STATUS_EN = {
+    assigned: "assigned (awaiting call-back)", called_back: "called back", rectified: "rectified", closed: "closed",
+    appealed: "under appeal", upheld: "appeal rejected", overturned: "appeal accepted (not counted)", withdrawn: "withdrawn (duplicate)"
+  };
+  var ACTION_EN = { call_back: "Call back", rectify: "Rectify", close: "Close", appeal: "Appeal", uphold: "Reject appeal", overturn: "Accept appeal" };
+  var STEP_PERMISSIONS = {
+    call_back: "work_orders.handle", rectify: "work_orders.handle", appeal: "work_orders.handle",
+    close: "work_orders.decide", uphold: "work_orders.decide", overturn: "work_orders.decide"
+  };
+  var lang = /[?&]lang=en/.test(location.search) ? "en" : "zh";
+  var permissions = [], session = null, orders = null, rounds = null, round = null, pictures = null, errors = {};
+
+  function t(key) { return TEXT[lang][key] || key; }
+  function $(id) { return document.getElementById(id); }
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+  function when(iso) { return iso ? iso.slice(0, 16).replace("T", " ") : "—"; }
+  function hhmm(iso) { return iso ? iso.slice(11, 16) : "—"; }
+  function statusText(code, zh) { return lang === "zh" ? zh : STATUS_EN[code] || code; }
+
+  function Refused(status, message) { this.status = status; this.message = message; }
+
+  function call(url, options) {
+    return fetch(url, Object.assign({ credentials: "same-origin" }, options || {})).then(function (answer) {
+      if (answer.status === 401) { $("login-needed").hidden = false; throw new Refused(401, t("login")); }
+      if (!answer.ok) {
+        return answer.json().then(function (body) {
+          var detail = body && body.detail;
+          if (Array.isArray(detail)) detail = detail.map(function (d) { return (d.loc || []).join(".") + ": " + d.msg; }).join("; ");
+          throw new Refused(answer.status, detail || answer.statusText);
+        }, function () { throw new Refused(answer.status, answer.statusText); });
+      }
+      return answer.json();
+    });
+  }
+  function get(url) { return call(url); }
+  function post(url, body) { return call(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }); }
+
+  function say(id, text, error) {
+    var node = $(id);
+    node.textContent = text || "";
+    node.className = "work-status" + (error ? " work-error" : "");
+  }
+
+  function translate() {
+    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+    Array.prototype.forEach.call(document.querySelectorAll("[data-i18n]"), function (node) { node.textContent = t(node.getAttribute("data-i18n")); });
+    $("lang-toggle").textContent = lang === "zh" ? "English" : "中文";
+    $("lang-toggle").setAttribute("lang", lang === "zh" ? "en" : "zh-CN");
+    drawWho();
+    if (orders) drawOrders(orders);
+    if (rounds) drawRounds(rounds);
+    if (round) drawRound(round);
+    if (pictures) drawEvidence(pictures);
+  }
+
+  function drawWho() {
+    $("who").textContent = session ? session.username + "（" + (lang === "zh" ? session.role_zh : session.role) + "）" : "";
+  }
+
+  // ------------------------------------------------------------ work orders
+
+  function field(dl, label, value, cls) {
+    dl.appendChild(el("dt", null, label));
+    dl.appendChild(el("dd", cls, value));
+  }
+
+  function drawOrders(list) {
+    orders = list;
+    var box = $("order-list");
+    box.textContent = "";
+    say("orders-status", list.length ? "" : t("noOrders"));
+    list.forEach(function (o) {
+      var card = el("article", "order" + (o.overdue.length ? " is-overdue" : ""));
+      card.setAttribute("data-order-id", o.id);
+      card.setAttribute("data-status", o.status);
+      card.setAttribute("aria-labelledby", "order-" + o.id + "-title");
+      var title = el("h3");
+      title.id = "order-" + o.id + "-title";
+      title.appendChild(document.createTextNode("#" + o.id + " " + o.window_name + (o.department ? "（" + o.department + "）" : "") + " "));
+      title.appendChild(el("span", "order-status", statusText(o.status, o.status_zh)));
+      if (o.overdue.length) {
+        var late = el("span", "overdue", " ⚠ " + t("overdue") + "：" + o.overdue.map(function (k) { return t("overdue_" + k); }).join("、"));
+        title.appendChild(late);
+      }
+      card.appendChild(title);
+      var dl = el("dl");
+      field(dl, t("clerk"), o.clerk_id || "—");
+      field(dl, t("level"), (lang === "zh" ? o.level_zh : "★" + o.level) + "（" + o.level + "）");
+      field(dl, t("created"), when(o.rated_at));
+      field(dl, t("ticket"), o.ticket || "—");
+      field(dl, t("callbackDue"), o.callback_due || o.deadline_error || "—", o.overdue.indexOf("callback") >= 0 ? "overdue" : null);
+      field(dl, t("rectifyDue"), o.rectify_due || o.deadline_error || "—", o.overdue.indexOf("rectify") >= 0 ? "overdue" : null);
+      card.appendChild(dl);
+      if (o.history && o.history.length) {
+        var steps = o.history.map(function (s) { return when(s.at) + " " + statusText(s.status, s.status_zh) + (s.actor ? " · " + s.actor : "") + (s.note ? " · " + s.note : ""); });
+        card.appendChild(el("p", "order-history", t("history") + "：" + steps.join("；")));
+      }
+      var allowed = o.actions.filter(function (a) { return permissions.indexOf(STEP_PERMISSIONS[a.name]) >= 0; });
+      if (allowed.length) {
+        var actions = el("div", "order-actions");
+        var noteId = "order-" + o.id + "-note";
+        var label = el("label", null, t("note"));
+        label.setAttribute("for", noteId);
+        var note = el("textarea", "order-note");
+        note.id = noteId;
+        actions.appendChild(label);
+        actions.appendChild(note);
+        allowed.forEach(function (a) {
+          var button = el("button", "order-action", lang === "zh" ? a.name_zh : ACTION_EN[a.name] || a.name);
+          button.type = "button";
+          button.setAttribute("data-action", a.name);
+          button.addEventListener("click", function () { step(o, a.name, note, problem); });
+          actions.appendChild(button);
+        });
+        var problem = el("p", "order-error", errors[o.id] || "");
+        problem.setAttribute("role", "alert");
+        card.appendChild(actions);
+        card.appendChild(problem);
+      } else {
+        card.appendChild(el("p", "order-none", t("noActions")));
+      }
+      box.appendChild(card);
+    });
+  }
+
+  function step(order, action, note, problem) {
+    var text = note.value.trim();
+    if (!text) { problem.textContent = t("needNote"); note.focus(); return; }
+    problem.textContent = "";
+    post("/api/work-orders/" + order.id + "/" + action, { note: text }).then(function (changed) {
+      delete errors[order.id];
+      orders = orders.map(function (o) { return o.id === changed.id ? changed : o; });
+      drawOrders(orders);
+      say("orders-status", t("done") + "#" + changed.id + " " + statusText(changed.status, changed.status_zh));
+      var next = document.querySelector('[data-order-id="' + changed.id + '"] .order-action');
+      if (next) next.focus();
+    }, function (error) {
+      errors[order.id] = error.status + " " + error.message;
+      problem.textContent = errors[order.id];
+    });
+  }
+
+  function loadOrders(event) {
+    if (event) event.preventDefault();
+    say("orders-status", t("loading"));
+    var query = [];
+    if ($("order-status").value) query.push("status=" + encodeURIComponent($("order-status").value));
+    if ($("order-overdue").checked) query.push("overdue=true");
+    get("/api/work-orders" + (query.length ? "?" + query.join("&") : "")).then(drawOrders, function (error) { say("orders-status", t("failed") + error.message, true); });
+  }
+
+  // ------------------------------------------------------------ patrols
+
+  function monday(day) {
+    var d = new Date(day + "T00:00:00Z");
+    d.setUTCDate(d.getUTCDate() - ((d.getUTCDay() + 6) % 7));
+    return d.toISOString().slice(0, 10);
+  }
+
+  function drawRounds(data) {
+    rounds = data;
+    var box = $("patrol-list");
+    box.textContent = "";
+    if (data.calendar_error) box.appendChild(el("p", "work-error", data.calendar_error));
+    if (data.scheduled.length) {
+      var due = el("p", null, t("scheduled") + "：" + data.scheduled.map(function (s) {
+        return s.name + " " + hhmm(s.at) + " " + (s.round_id ? "✔ " + t("doneRound") : "✘ " + t("missing"));
+      }).join("；"));
+      box.appendChild(due);
+    }
+    if (!data.rounds.length) { say("patrols-status", t("noRounds")); return; }
+    say("patrols-status", "");
+    var table = el("table");
+    var head = el("tr");
+    ["kind", "name", "officer", "started", "ended", "minutes", "details"].forEach(function (k) { var th = el("th", null, t(k)); th.scope = "col"; head.appendChild(th); });
+    table.appendChild(el("thead")).appendChild(head);
+    var body = el("tbody");
+    data.rounds.forEach(function (r) {
+      var tr = el("tr");
+      tr.setAttribute("data-round-id", r.id);
+      tr.appendChild(el("td", null, lang === "zh" ? r.kind_zh : r.kind));
+      tr.appendChild(el("td", null, r.name || "—"));
+      tr.appendChild(el("td", null, r.officer));
+      tr.appendChild(el("td", null, hhmm(r.started_at)));
+      tr.appendChild(el("td", null, r.ended_at ? hhmm(r.ended_at) : t("inProgress")));
+      tr.appendChild(el("td", null, r.minutes === null ? "—" : String(r.minutes)));
+      var cell = el("td");
+      var open = el("button", "round-open", t("details"));
+      open.type = "button";
+      open.addEventListener("click", function () { get("/api/patrols/" + r.id).then(drawRound, function (error) { say("patrols-status", t("failed") + error.message, true); }); });
+      cell.appendChild(open);
+      tr.appendChild(cell);
+      body.appendChild(tr);
+    });
+    table.appendChild(body);
+    box.appendChild(table);
+  }
+
+  function drawRound(view) {
+    round = view;
+    var box = $("round-detail");
+    box.textContent = "";
+    box.appendChild(el("h3", null, t("checklist") + " · " + (lang === "zh" ? view.kind_zh : view.kind) + " " + (view.name || "") + " " + hhmm(view.started_at)));
+    var findings = [];
+    var table = el("table");
+    var head = el("tr");
+    ["window", "state", "finding"].forEach(function (k) { var th = el("th", null, t(k)); th.scope = "col"; head.appendChild(th); });
+    table.appendChild(el("thead")).appendChild(head);
+    var body = el("tbody");
+    view.checklist.forEach(function (e) {
+      var tr = el("tr");
+      tr.appendChild(el("td", null, e.window_name));
+      tr.appendChild(el("td", null, lang === "zh" ? e.state_zh : e.state));
+      tr.appendChild(el("td", null, e.findings.length ? e.findings.map(function (f) {
+        findings.push(f);
+        return "#" + f.id + " " + f.category_zh + " · " + f.status_zh + " · " + hhmm(f.observed_at);
+      }).join("；") : "—"));
+      body.appendChild(tr);
+    });
+    table.appendChild(body);
+    box.appendChild(table);
+    if (!findings.length) box.appendChild(el("p", null, t("noFindings")));
+  }
+
+  function loadPatrols(event) {
+    if (event) event.preventDefault();
+    var day = $("patrol-day").value; // empty at first: the server answers with the hall's today
+    $("round-detail").textContent = "";
+    round = null;
+    say("patrols-status", t("loading"));
+    get("/api/patrols" + (day ? "?day=" + encodeURIComponent(day) : "")).then(function (data) {
+      $("patrol-day").value = data.day;
+      $("bulletin-link").href = "/api/bulletins/" + monday(data.day) + ".xlsx";
+      drawRounds(data);
+    }, function (error) { say("patrols-status", t("failed") + error.message, true); });
+  }
+
+  // ------------------------------------------------------------ evidence
+
+  function evidenceLabel(p) {
+    return p.window_id + " · " + t(p.cause) + " · " + when(p.taken_at);
+  }
+
+  function drawEvidence(list) {
+    pictures = list;
+    var box = $("evidence-list");
+    box.textContent = "";
+    say("evidence-status", list.length ? "" : t("noEvidence"));
+    list.forEach(function (p) {
+      var item = el("li");
+      var open = el("button", "evidence-open", evidenceLabel(p));
+      open.type = "button";
+      open.setAttribute("data-evidence-id", p.id);
+      open.addEventListener("click", function () { showPicture(p); });
+      item.appendChild(open);
+      box.appendChild(item);
+    });
+  }
+
+  function showPicture(p) {
+    var img = $("evidence-img");
+    img.alt = t("picture") + "：" + t("window") + " " + p.window_id + "，" + t(p.cause) + "，" + when(p.taken_at);
+    img.onerror = function () { say("evidence-status", t("failed") + p.id, true); };
+    img.src = "/api/evidence/" + encodeURIComponent(p.id);
+    $("evidence-caption").textContent = evidenceLabel(p) + " · " + p.device_id;
+    $("evidence-figure").hidden = false;
+  }
+
+  function loadEvidence(event) {
+    if (event) event.preventDefault();
+    var windowId = $("evidence-window").value;
+    say("evidence-status", t("loading"));
+    get("/api/evidence?limit=50" + (windowId ? "&window_id=" + encodeURIComponent(windowId) : "")).then(drawEvidence, function (error) {
+      $("evidence-list").textContent = "";
+      $("evidence-figure").hidden = true;
+      say("evidence-status", (error.status === 403 ? "403 " : t("failed")) + error.message, true);
+    });
+  }
+
+  // ------------------------------------------------------------ start
+
+  function start() {
+    var params = new URLSearchParams(location.search);
+    $("patrol-day").value = params.get("day") || "";
+    translate();
+    $("lang-toggle").addEventListener("click", function () { lang = lang === "zh" ? "en" : "zh"; translate(); });
+    $("orders-filter").addEventListener("submit", loadOrders);
+    $("patrols-filter").addEventListener("submit", loadPatrols);
+    $("evidence-filter").addEventListener("submit", loadEvidence);
+    get("/api/session").then(function (who) {
+      session = who;
+      permissions = who.permissions || [];
+      drawWho();
+      get("/api/windows").then(function (windows) {
+        windows.forEach(function (w) {
+          var option = el("option", null, w.name);
+          option.value = w.id;
+          $("evidence-window").appendChild(option);
+        });
+      }, function () {});
+      loadOrders();
+      loadPatrols();
+      loadEvidence();
+    }, function (error) {
+      if (error.status !== 401) say("orders-status", t("failed") + error.message, true);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
+})();

@@ -1,0 +1,228 @@
+"""The work page (/work.html) in headless Chromium: work orders, patrol records, evidence.
+
+Mosquitto and the server are real; the hall clock is a Monday morning at real
+speed.  A bad rating pressed on ev-01 over MQTT becomes a work order; office
+logs in through the live page's form, opens /work.html, sees the order with
+its deadlines and status, calls it back with the keyboard only (Tab, typing,
+Enter) and sees the new status; a camera's evidence picture is shown.  A
+viewer sees the order without any action button, and the evidence section
+shows the API's refusal.  docs/img/work.png is taken on the way.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from conftest import require_executable
+from mosquitto_proc import free_port, start_mosquitto
+from procs import ROOT, AppServer, wait_for
+from users import PASSWORD, add_user
+
+from broker.connection import BrokerSettings
+from broker.protocol import DeviceStatus, RatingBody, device_topic, encode, make_event
+from broker.timeutil import HALL_TZ
+from server.app import ServerSettings, create_app
+from server.db import make_engine
+from server.hall import load_hall
+from vision.evidence import jpeg
+
+pytestmark = pytest.mark.mosquitto
+
+T0 = datetime(2026, 3, 2, 9, 10, tzinfo=HALL_TZ)  # a Monday, the hall open
+SCREENSHOTS = ROOT / "docs" / "img"
+
+
+class HallClock:
+    """The hall's clock: T0, running at real speed."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start, self.began = start, time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.began)
+
+
+class Devices:
+    """ev-01 (w01's evaluator keypad) and cam-01 (a window camera) of the demo hall, speaking the protocol over paho."""
+
+    def __init__(self, broker_port: int, clock: HallClock) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.clock = clock
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="work-test")
+        self.client.connect("127.0.0.1", broker_port)
+        self.client.loop_start()
+        for device, kind in (("ev-01", "evaluator"), ("cam-01", "window_camera")):
+            status = DeviceStatus(hall_id="demo", device_id=device, kind=kind, boot=1, state="online", time=clock(), heartbeat_s=600, software="browser-test")  # type: ignore[arg-type]
+            self.client.publish(device_topic("demo", device, "status"), encode(status), qos=1, retain=True).wait_for_publish(10)
+
+    def rate(self, level: int, ticket: str) -> None:
+        body = RatingBody(window_id="w01", level=level, clerk_id="c01", ticket=ticket)
+        event = make_event(hall_id="demo", device_id="ev-01", boot=1, seq=1, event_time=self.clock(), body=body, msg_id=uuid.uuid4())
+        self.client.publish(device_topic("demo", "ev-01", "evt", "rating"), encode(event), qos=1).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def hall(tmp_path: Path) -> Iterator[tuple[str, HallClock, int]]:
+    """Mosquitto and the server (demo hall) with the users office and viewer; yields (url, clock, broker port)."""
+    require_executable("mosquitto")
+    hall_file = ROOT / "config/halls/demo.toml"
+    db_url = f"sqlite:///{tmp_path / 'hw.db'}"
+    clock = HallClock(T0)
+    with start_mosquitto(tmp_path) as broker:
+        settings = ServerSettings(hall_file=hall_file, database_url=db_url, broker=BrokerSettings(url=broker.url), data_dir=tmp_path / "server")
+        server = AppServer(create_app(settings, load_hall(hall_file), clock), free_port()).start()
+        engine = make_engine(db_url)
+        for role in ("office", "viewer"):
+            add_user(engine, role)
+        engine.dispose()
+        try:
+            yield server.url, clock, broker.port
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Headless Chromium from the system packages; Selenium Manager never downloads anything."""
+    chromium = require_executable("chromium")
+    chromedriver = require_executable("chromedriver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1100", "--lang=zh-CN", "--force-device-scale-factor=1"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _log_in(driver, url: str, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Through the live page's form, as a person does."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as shown
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    user = WebDriverWait(driver, 15).until(shown.visibility_of_element_located((By.ID, "login-user")))
+    user.send_keys(name)
+    driver.find_element(By.ID, "login-password").send_keys(PASSWORD + Keys.ENTER)
+    WebDriverWait(driver, 15).until(lambda d: _text(d, "#user-name") == name)
+
+
+def _text(driver, selector: str) -> str:  # type: ignore[no-untyped-def]
+    return driver.execute_script("var e = document.querySelector(arguments[0]); return e ? e.textContent : '';", selector)
+
+
+def _attribute(driver, selector: str, name: str) -> str | None:  # type: ignore[no-untyped-def]
+    return driver.execute_script("var e = document.querySelector(arguments[0]); return e && e.getAttribute(arguments[1]);", selector, name)
+
+
+def _tab_to(driver, selector: str, limit: int = 80) -> int:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    for presses in range(1, limit + 1):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        if driver.execute_script("return document.activeElement.matches(arguments[0])", selector):
+            return presses
+    pytest.fail(f"{selector} is not reachable with Tab ({limit} presses)")
+
+
+def test_office_calls_back_a_work_order_by_keyboard_and_a_viewer_may_only_read(hall, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, clock, broker_port = hall
+    driver = browser
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    # Not logged in: the page says where to log in.
+    driver.get(f"{url}/work.html")
+    WebDriverWait(driver, 10).until(lambda d: not d.execute_script("return document.getElementById('login-needed').hidden"))
+    assert "请先在实时监控页面登录" in _text(driver, "#login-needed")
+
+    devices = Devices(broker_port, clock)
+    try:
+        _log_in(driver, url, "office")
+        api = httpx.Client(base_url=url, cookies={"hw_session": driver.get_cookie("hw_session")["value"]})
+        devices.rate(1, "A0001")
+        [order] = wait_for(lambda: api.get("/api/work-orders").json() or None, 15, "a work order for the bad rating")
+        assert order["status"] == "assigned" and order["callback_due"], order
+        taken = clock().isoformat()
+        stored = api.post(
+            "/api/evidence",
+            params={"id": "evidence-work-0001", "device": "cam-01", "window_id": "w01", "taken_at": taken, "cause": "vacancy"},
+            content=jpeg(np.random.default_rng(7).integers(0, 256, (120, 160, 3), np.uint8)),
+            headers={"Content-Type": "image/jpeg"},
+        )
+        assert stored.status_code == 201, stored.text
+        started = api.post("/api/patrols", json={"kind": "hall", "round": "上午巡查"})
+        assert started.status_code == 201, started.text
+
+        driver.get(f"{url}/work.html")
+        card = f'[data-order-id="{order["id"]}"]'
+        WebDriverWait(driver, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, card + " .order-action"))
+        said = _text(driver, card)
+        assert "待回访" in said and order["callback_due"] in said and order["rectify_due"] in said and "1号窗口" in said, said
+        assert "c01" in said
+        offered = [b.get_attribute("data-action") for b in driver.find_elements(By.CSS_SELECTOR, card + " .order-action")]
+        assert offered == [a["name"] for a in order["actions"]], offered
+
+        # Keyboard only: Tab to the note, write it, Tab to 回访核实, Enter.
+        driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0);")
+        _tab_to(driver, card + " textarea")
+        ActionChains(driver).send_keys("已电话回访群众，核实情况属实").perform()
+        _tab_to(driver, card + ' [data-action="call_back"]', 5)
+        outline = driver.execute_script("return getComputedStyle(document.activeElement).outlineStyle")
+        assert outline not in ("", "none"), "the focused button shows its focus"
+        ActionChains(driver).send_keys(Keys.ENTER).perform()
+        WebDriverWait(driver, 10).until(lambda d: _attribute(d, card, "data-status") == "called_back")
+        assert "已回访核实" in _text(driver, card + " .order-status")
+        assert api.get(f"/api/work-orders/{order['id']}").json()["status"] == "called_back"
+
+        # The evidence picture, opened with the keyboard too.
+        WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, '[data-evidence-id="evidence-work-0001"]'))
+        driver.find_element(By.CSS_SELECTOR, '[data-evidence-id="evidence-work-0001"]').send_keys(Keys.ENTER)
+        WebDriverWait(driver, 10).until(lambda d: d.execute_script("var i = document.getElementById('evidence-img'); return i.complete && i.naturalWidth > 0;"))
+        assert "w01" in driver.find_element(By.ID, "evidence-img").get_attribute("alt")
+        WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, f'[data-round-id="{started.json()["id"]}"]'))
+        assert "大厅巡查" in _text(driver, "#patrol-list") and "上午巡查 09:30 ✔" in _text(driver, "#patrol-list")
+        assert _attribute(driver, "#bulletin-link", "href").endswith("/api/bulletins/2026-03-02.xlsx")
+        driver.execute_script("window.scrollTo(0, 0);")
+        driver.save_screenshot(str(SCREENSHOTS / "work.png"))
+
+        # A viewer reads the order, is offered no step, and the evidence section shows the refusal.
+        driver.delete_all_cookies()
+        _log_in(driver, url, "viewer")
+        driver.get(f"{url}/work.html")
+        WebDriverWait(driver, 15).until(lambda d: _attribute(d, card, "data-status") == "called_back")
+        assert driver.find_elements(By.CSS_SELECTOR, ".order-action") == [], "a viewer is offered no action button"
+        WebDriverWait(driver, 10).until(lambda d: "evidence.view" in _text(d, "#evidence-status"))
+        assert "403" in _text(driver, "#evidence-status")
+        assert driver.find_elements(By.CSS_SELECTOR, "[data-evidence-id]") == []
+
+        # English on request.
+        driver.get(f"{url}/work.html?lang=en")
+        WebDriverWait(driver, 15).until(lambda d: "called back" in _text(d, card + " .order-status"))
+        assert _text(driver, "#orders-title") == "Work orders"
+    finally:
+        devices.close()
