@@ -16,40 +16,22 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import require_executable
-from mosquitto_proc import free_port, start_mosquitto
-from procs import ROOT, AppServer, wait_for
-from users import PASSWORD, add_user
+from browser_hall import SCREENSHOTS, T0, HallClock, headless_chromium, served_hall
+from procs import wait_for
+from users import PASSWORD
 
-from broker.connection import BrokerSettings
 from broker.protocol import DeviceStatus, RatingBody, SeatBody, device_topic, encode, make_event
-from broker.timeutil import HALL_TZ
-from server.app import ServerSettings, create_app
-from server.db import make_engine
-from server.hall import load_hall
 
 pytestmark = pytest.mark.mosquitto
 
-T0 = datetime(2026, 3, 2, 9, 10, tzinfo=HALL_TZ)  # a Monday, the hall open
 GRACE_S = 3
 """The hall's vacant grace, shortened so the test's vacancy becomes an alert in seconds."""
-SCREENSHOTS = ROOT / "docs" / "img"
 LATENCY_BUDGET_S = 2.0
 
-
-class HallClock:
-    """The hall's clock: T0, running at real speed."""
-
-    def __init__(self, start: datetime) -> None:
-        self.start, self.began = start, time.monotonic()
-
-    def __call__(self) -> datetime:
-        return self.start + timedelta(seconds=time.monotonic() - self.began)
 
 
 class Camera:
@@ -106,42 +88,16 @@ class Evaluator:
 
 @pytest.fixture
 def hall(tmp_path: Path) -> Iterator[tuple[str, HallClock, int]]:
-    """Mosquitto and the server (demo hall, vacant grace of GRACE_S) with the users office and viewer; yields (url, clock, broker port)."""
-    require_executable("mosquitto")
-    hall_file = tmp_path / "hall.toml"
-    hall_file.write_text((ROOT / "config/halls/demo.toml").read_text(encoding="utf-8") + f"\n[policy.overrides.thresholds]\nvacant_grace_s = {GRACE_S}\n", encoding="utf-8")
-    db_url = f"sqlite:///{tmp_path / 'hw.db'}"
-    clock = HallClock(T0)
-    with start_mosquitto(tmp_path) as broker:
-        settings = ServerSettings(hall_file=hall_file, database_url=db_url, broker=BrokerSettings(url=broker.url), data_dir=tmp_path / "server")
-        server = AppServer(create_app(settings, load_hall(hall_file), clock), free_port()).start()
-        engine = make_engine(db_url)
-        for role in ("office", "viewer"):
-            add_user(engine, role)
-        engine.dispose()
-        try:
-            yield server.url, clock, broker.port
-        finally:
-            server.stop()
+    """Mosquitto and the server (demo hall, vacant grace of GRACE_S) with the users office and viewer."""
+    with served_hall(tmp_path, f"\n[policy.overrides.thresholds]\nvacant_grace_s = {GRACE_S}\n") as served:
+        yield served
 
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    """Headless Chromium from the system packages; Selenium Manager never downloads anything."""
-    chromium = require_executable("chromium")
-    chromedriver = require_executable("chromedriver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1100", "--lang=zh-CN", "--force-device-scale-factor=1"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-    try:
+    with headless_chromium(1600) as driver:
         yield driver
-    finally:
-        driver.quit()
+
 
 
 def _log_in(driver, url: str, name: str) -> None:  # type: ignore[no-untyped-def]
