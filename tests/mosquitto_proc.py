@@ -25,52 +25,20 @@ manager) and :func:`free_port`.
 
 from __future__ import annotations
 
-import atexit
-import ctypes
 import os
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
-from broker.mosquitto import BrokerAuthFiles, render_mosquitto_conf
+from service_proc import ServiceProcess, free_port
 
-try:  # pytest puts tests/ on sys.path (no tests/__init__.py)
-    from conftest import require_executable
-except ImportError:  # tests/ became a package
-    from tests.conftest import require_executable
+from broker.mosquitto import BrokerAuthFiles, render_mosquitto_conf
 
 __all__ = ["MosquittoProcess", "free_port", "start_mosquitto"]
 
-READY_TIMEOUT_S = 10.0
-_running: set[subprocess.Popen[bytes]] = set()
 
-
-@atexit.register
-def _kill_leftovers() -> None:
-    """A test that crashed before stop() must not leave a broker behind."""
-    for proc in list(_running):
-        proc.kill()
-        proc.wait()
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGKILL the broker if the test process dies (Linux)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class MosquittoProcess:
+class MosquittoProcess(ServiceProcess):
     """One ``mosquitto -c CONF`` process on 127.0.0.1:``port``.
 
     ``conf`` is the config text (written to ``workdir/mosquitto.conf``) or the
@@ -79,111 +47,37 @@ class MosquittoProcess:
     :meth:`log`).  Construction does not start it: call :meth:`start`.
     """
 
+    executable_name = "mosquitto"
+    log_name = "mosquitto.log"
+
     def __init__(self, conf: str | Path, port: int, *, workdir: Path) -> None:
-        self.port = port
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(port, workdir=workdir)
         if isinstance(conf, Path):
             self.conf_path = conf
         else:
             self.conf_path = self.workdir / "mosquitto.conf"
             self.conf_path.write_text(conf)
-        self.log_path = self.workdir / "mosquitto.log"
-        self._executable = require_executable("mosquitto")
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+    def command(self) -> list[str]:
+        return [self._executable, "-c", str(self.conf_path)]
 
-    def log(self) -> str:
-        """Everything the broker logged so far (all of its runs)."""
+    def ready(self) -> bool:
         try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def start(self, timeout: float = READY_TIMEOUT_S) -> MosquittoProcess:
-        """Start the broker and wait until the port accepts connections.
-
-        Raises RuntimeError with the broker's log when it exits or does not
-        listen within ``timeout`` seconds.
-        """
-        if self.running:
-            raise RuntimeError(f"mosquitto on port {self.port} is already running")
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                [self._executable, "-c", str(self.conf_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.workdir,
-                preexec_fn=_die_with_parent,
-            )
-        _running.add(self._proc)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._proc.poll() is not None:
-                code = self._proc.returncode
-                _running.discard(self._proc)
-                self._proc = None
-                raise RuntimeError(f"mosquitto exited with code {code} on start:\n{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(
-                    f"mosquitto did not listen on 127.0.0.1:{self.port} within {timeout} s:\n{self.log()}"
-                )
-            time.sleep(0.05)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM and wait: the broker saves its persistence file first."""
-        self._signal_and_wait(signal.SIGTERM, timeout)
-
-    def kill(self) -> None:
-        """SIGKILL and wait: a crash, state since the last autosave is lost."""
-        self._signal_and_wait(signal.SIGKILL, 10.0)
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def reload(self) -> None:
         """SIGHUP: re-read the passwd and acl files (and reloadable options)."""
-        if not self.running:
-            raise RuntimeError("mosquitto is not running")
-        assert self._proc is not None
-        self._proc.send_signal(signal.SIGHUP)
+        self._signal(signal.SIGHUP)
         # Mosquitto handles the flag in its main loop, within a few ms; there
         # is no acknowledgement to wait for.
         time.sleep(0.3)
-
-    def _signal_and_wait(self, sig: signal.Signals, timeout: float) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        _running.discard(proc)
-        if proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise RuntimeError(f"mosquitto ignored {sig.name} for {timeout} s:\n{self.log()}") from None
-
-    def __enter__(self) -> MosquittoProcess:
-        if not self.running:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def start_mosquitto(

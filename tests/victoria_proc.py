@@ -25,87 +25,40 @@ by a crashed test is killed when the test process exits.
 
 from __future__ import annotations
 
-import atexit
-import ctypes
 import json
-import signal
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-
-try:  # pytest puts tests/ on sys.path (no tests/__init__.py)
-    from conftest import require_executable
-    from mosquitto_proc import free_port
-except ImportError:  # tests/ became a package
-    from tests.conftest import require_executable
-    from tests.mosquitto_proc import free_port
+from service_proc import ServiceProcess, free_port
 
 __all__ = ["VictoriaProcess", "start_victoria"]
 
-READY_TIMEOUT_S = 20.0
-_running: set[subprocess.Popen[bytes]] = set()
 
-
-@atexit.register
-def _kill_leftovers() -> None:
-    """A test that crashed before stop() must not leave a server behind."""
-    for proc in list(_running):
-        proc.kill()
-        proc.wait()
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGKILL the server if the test process dies (Linux)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-class VictoriaProcess:
+class VictoriaProcess(ServiceProcess):
     """One ``victoria-metrics`` process on 127.0.0.1:``port`` storing into ``workdir/data``.
 
     Construction does not start it: call :meth:`start`.  Its log goes to
     ``workdir/victoria.log`` (see :meth:`log`).
     """
 
+    executable_name = "victoria-metrics"
+    log_name = "victoria.log"
+    stop_timeout_s = 30.0
+    ready_timeout_s = 20.0
+
     def __init__(self, port: int, *, workdir: Path, extra_args: list[str] | None = None) -> None:
-        self.port = port
-        self.workdir = Path(workdir)
+        super().__init__(port, workdir=workdir)
         self.data_dir = self.workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.workdir / "victoria.log"
         self.extra_args = list(extra_args or [])
-        self._executable = require_executable("victoria-metrics")
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def log(self) -> str:
-        """Everything the server logged so far (all of its runs)."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def start(self, timeout: float = READY_TIMEOUT_S) -> VictoriaProcess:
-        """Start the server and wait until ``/health`` answers OK.
-
-        Raises RuntimeError with the server's log when it exits or is not
-        ready within ``timeout`` seconds.
-        """
-        if self.running:
-            raise RuntimeError(f"victoria-metrics on port {self.port} is already running")
-        args = [
+    def command(self) -> list[str]:
+        return [
             self._executable,
             f"-httpListenAddr=127.0.0.1:{self.port}",
             f"-storageDataPath={self.data_dir}",
@@ -116,50 +69,12 @@ class VictoriaProcess:
             "-loggerLevel=WARN",
             *self.extra_args,
         ]
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.workdir, preexec_fn=_die_with_parent
-            )
-        _running.add(self._proc)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._proc.poll() is not None:
-                code = self._proc.returncode
-                _running.discard(self._proc)
-                self._proc = None
-                raise RuntimeError(f"victoria-metrics exited with code {code} on start:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"victoria-metrics was not ready on {self.url} within {timeout} s:\n{self.log()}")
-            time.sleep(0.05)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM and wait: the server writes its in-memory rows to disk first."""
-        self._signal_and_wait(signal.SIGTERM, timeout)
-
-    def kill(self) -> None:
-        """SIGKILL and wait: a crash, the last second or so of rows is lost."""
-        self._signal_and_wait(signal.SIGKILL, 10.0)
-
-    def _signal_and_wait(self, sig: signal.Signals, timeout: float) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        _running.discard(proc)
-        if proc.poll() is not None:
-            return
-        proc.send_signal(sig)
+    def ready(self) -> bool:
         try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise RuntimeError(f"victoria-metrics ignored {sig.name} for {timeout} s:\n{self.log()}") from None
+            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     # ------------------------------------------------------------ reading
 
@@ -181,13 +96,6 @@ class VictoriaProcess:
         assert body["status"] == "success", body
         return body["data"]["result"]
 
-    def __enter__(self) -> VictoriaProcess:
-        if not self.running:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def start_victoria(tmp_path: Path, *, port: int | None = None, extra_args: list[str] | None = None) -> VictoriaProcess:
