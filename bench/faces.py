@@ -48,7 +48,7 @@ import face_recognition  # noqa: E402
 import numpy as np  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 
-from bench.machine import code_version, machine_info  # noqa: E402
+from bench.machine import code_version, machine_info, markdown_table  # noqa: E402
 from server.db import make_engine, migrate  # noqa: E402
 from server.face_registry import FaceRegistry  # noqa: E402
 from vision.calibration import calibrate  # noqa: E402
@@ -184,12 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("Memory", "ru_maxrss", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (whole process)"))
     rows.append(("Run", "wall", f"{time.perf_counter() - started:.0f} s"))
 
-    table = ["| | Item | Value |", "|---|---|---|"]
-    last = None
-    for section, item, value in rows:
-        table.append(f"| {section if section != last else ''} | {item} | {value} |")
-        last = section
-    text = "\n".join(table)
+    text = markdown_table(rows)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"faces-{date.today().isoformat()}.md").write_text(text + "\n", encoding="utf-8")

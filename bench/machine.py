@@ -41,3 +41,13 @@ def machine_info() -> dict[str, str]:
         "Python": platform.python_version(),
         "Load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
+
+
+def markdown_table(rows: list[tuple[str, str, str]]) -> str:
+    """(section, item, value) rows as the Markdown table the benchmarks print and save; a section is named once."""
+    table = ["| | Item | Value |", "|---|---|---|"]
+    last = None
+    for section, item, value in rows:
+        table.append(f"| {section if section != last else ''} | {item} | {value} |")
+        last = section
+    return "\n".join(table)

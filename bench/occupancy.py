@@ -84,7 +84,7 @@ if str(ROOT) not in sys.path:
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.machine import code_version, machine_info  # noqa: E402
+from bench.machine import code_version, machine_info, markdown_table  # noqa: E402
 from broker.timeutil import HALL_TZ  # noqa: E402
 from vision.camera import Camera  # noqa: E402
 from vision.faces import Face, FaceSettings, load_image, one_face  # noqa: E402
@@ -553,12 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("Run", "Wall", f"{wall:.0f} s; load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}"))
     rows.append(("Run", "Other load", f"other processes {max(0.0, other):.1f} CPU-s of {capacity:.0f} ({100 * max(0.0, other) / capacity:.0f} % of the machine) during the run"))
 
-    table = ["| | Item | Value |", "|---|---|---|"]
-    last = None
-    for section, item, value in rows:
-        table.append(f"| {section if section != last else ''} | {item} | {value} |")
-        last = section
-    text = "\n".join(table)
+    text = markdown_table(rows)
     print(text)
     if not args.no_save:
         out = args.output or RESULTS / f"occupancy-{date.today().isoformat()}{'-quick' if args.quick else ''}.md"
