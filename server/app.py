@@ -261,15 +261,22 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
         start = datetime.combine(day, datetime.min.time(), HALL_TZ)
         return register.between(start, start + timedelta(days=1))
 
-    @api.post("/api/leaves", dependencies=[Depends(authority.require("leaves.write"))])
-    def add_leaves(entries: list[LeaveEntry]) -> dict[str, list[int]]:
+    leave_writer = Depends(authority.require("leaves.write"))
+
+    def register_leaves(entries: list[LeaveEntry], by: Principal) -> list[int]:
+        """All or nothing: a window lead registers only for their own department's windows."""
+        authority.check_scope(by, hall.departments_of(e.window_id for e in entries), "window " + ", ".join(sorted({e.window_id for e in entries})))
         try:
-            return {"ids": register.add(entries)}
+            return register.add(entries)
         except RegisterError as exc:
             raise HTTPException(422, {"problems": exc.problems}) from None
 
-    @api.post("/api/leaves/import", dependencies=[Depends(authority.require("leaves.write"))])
-    async def import_leaves(request: Request) -> dict[str, int]:
+    @api.post("/api/leaves")
+    def add_leaves(entries: list[LeaveEntry], by: Principal = leave_writer) -> dict[str, list[int]]:
+        return {"ids": register_leaves(entries, by)}
+
+    @api.post("/api/leaves/import")
+    async def import_leaves(request: Request, by: Principal = leave_writer) -> dict[str, int]:
         """Bulk import a register CSV (UTF-8); all or nothing, every bad row reported."""
         raw = await request.body()
         try:
@@ -278,7 +285,7 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
             raise HTTPException(422, {"problems": ["file: not UTF-8 text (save the CSV as UTF-8)"]}) from None
         except RegisterError as exc:
             raise HTTPException(422, {"problems": exc.problems}) from None
-        return {"imported": len(register.add(entries))}
+        return {"imported": len(register_leaves(entries, by))}
 
     @api.get("/api/policy")
     def get_policy() -> dict[str, Any]:

@@ -60,8 +60,10 @@ def attendance_router(service: AttendanceService, authority: Authority) -> APIRo
         return [makeup_json(r) for r in service.requests(state, since)]
 
     @router.post("/makeups", status_code=201)
-    def file(filing: MakeUpFiling, _: Principal = Depends(authority.require("makeups.file"))) -> dict[str, Any]:
+    def file(filing: MakeUpFiling, by: Principal = Depends(authority.require("makeups.file"))) -> dict[str, Any]:
         """File a make-up punch (补卡); refused with the rule and its source when the policy says no."""
+        rostered = [w.id for w in service.hall.windows if filing.person_id in w.clerks]
+        authority.check_scope(by, service.hall.departments_of(rostered), f"clerk {filing.person_id}")
         try:
             return makeup_json(service.file(filing.person_id, filing.claimed_at, filing.reason))
         except MakeUpRefused as exc:

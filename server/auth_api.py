@@ -6,7 +6,9 @@ A request is made by a logged-in user (cookie ``hw_session`` from
 the role ``admin``.  :meth:`Authority.principal` (any logged-in principal:
 reading) and :meth:`Authority.require` (one permission from
 :data:`server.users.PERMISSIONS`: changing) are the only checks the
-endpoints use: 401 without a principal, 403 naming the missing permission.
+endpoints use: 401 without a principal, 403 naming the missing permission;
+an endpoint changing one window's records adds :meth:`Authority.check_scope`
+(a window lead changes only their own department's).
 The cookie is HttpOnly and SameSite=Strict, so another site cannot make a
 logged-in browser post to the API.
 """
@@ -14,7 +16,7 @@ logged-in browser post to the API.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -39,6 +41,7 @@ def principal_json(principal: Principal) -> dict[str, Any]:
         "role": principal.role,
         "role_zh": ROLE_ZH[principal.role],
         "permissions": sorted(GRANTS[principal.role]),
+        "department": principal.department,
     }
 
 
@@ -83,6 +86,19 @@ class Authority:
         if not principal.may(permission):
             raise HTTPException(403, f"permission {permission} ({PERMISSIONS[permission]}) is not granted to role {principal.role}")
         return principal
+
+    @staticmethod
+    def check_scope(principal: Principal, departments: Collection[str], what: str) -> Principal:
+        """``principal`` when they answer for ``what``, which belongs to ``departments``; 403 saying whose it
+        is otherwise.  Only a window lead is limited (to their own department, server/users.py)."""
+        if principal.covers(departments):
+            return principal
+        if principal.department is None:
+            raise HTTPException(
+                403, f"window lead {principal.name} has no department yet: an administrator sets it (hallwatch user department {principal.name} 部门)"
+            )
+        owner = "、".join(sorted(departments)) or "no department of this hall"
+        raise HTTPException(403, f"{what} belongs to {owner}; window lead {principal.name} answers for {principal.department} only")
 
 
 def session_router(authority: Authority, audit: AuditLog) -> APIRouter:

@@ -230,7 +230,7 @@ def demo(
     stop = threading.Event()
     runtimes, simulator = _start_simulation(hall_config, embedded.url, data_dir / "devices", None, speed, "07:58", seed, 5.0)
     application = create_app(settings, hall_config, clock=simulator.clock)
-    demo_users(UserStore(make_engine(settings.database_url)), data_dir)
+    demo_users(UserStore(make_engine(settings.database_url)), data_dir, hall_config.windows[0].department)
     _freeze_startup_objects()
     sim_thread = threading.Thread(target=simulator.run, args=(stop,), name="simulator", daemon=True)
     sim_thread.start()

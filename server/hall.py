@@ -6,6 +6,7 @@ It seeds the device registry at server start; devices added later with
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,11 @@ class HallConfig(BaseModel):
     """Hall calendar files (next year's schedule, local days off); relative to this file."""
     windows: list[WindowSpec] = Field(min_length=1)
     devices: list[DeviceSpec] = Field(default_factory=list)
+
+    def departments_of(self, window_ids: Iterable[str]) -> set[str]:
+        """The departments (进驻部门) of these windows: what a window lead's scope is checked against."""
+        wanted = set(window_ids)
+        return {w.department for w in self.windows if w.id in wanted}
 
     @model_validator(mode="after")
     def _consistent(self) -> HallConfig:

@@ -340,6 +340,8 @@ def patrol_router(service: PatrolService, authority: Authority) -> APIRouter:
 
     def decision(action: str, permission: str, doc: str) -> None:
         def endpoint(finding_id: int, body: Decision, actor: Principal = Depends(authority.require(permission))) -> dict[str, Any]:
+            window = run(service.get_finding, finding_id).window
+            authority.check_scope(actor, hall.departments_of([window]), f"finding {finding_id} (window {window})")
             return finding_json(run(service.transition, finding_id, action, actor.name, body.reason))
 
         endpoint.__doc__ = doc

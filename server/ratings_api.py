@@ -272,6 +272,8 @@ def ratings_router(service: RatingsService, authority: Authority) -> APIRouter:
     def step(order_id: int, action: ActionName, body: StepRequest, actor: Principal = Depends(step_actor)) -> dict[str, Any]:
         """Take a step now: ``call_back`` (回访核实), ``rectify`` (整改), ``close`` (办结), ``appeal`` (申诉:
         a malicious or mistaken rating), ``uphold`` / ``overturn`` (decide the appeal; not by the appellant)."""
+        order, _ = run(service.get_order, order_id)
+        authority.check_scope(actor, service.hall.departments_of([order.window]), f"work order {order_id} (window {order.window})")
         return order_json(*run(service.transition, order_id, action, actor.name, body.note))
 
     return router

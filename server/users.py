@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Literal, get_args
@@ -76,9 +76,17 @@ class Principal:
 
     name: str
     role: Role
+    department: str | None = None
+    """A window lead's department (进驻部门): the only windows whose findings, work orders,
+    leave and make-up punches they may change.  None for every other role."""
 
     def may(self, permission: str) -> bool:
         return permission in GRANTS[self.role]
+
+    def covers(self, departments: Collection[str]) -> bool:
+        """May this principal change something belonging to ``departments`` (all of them)?  Everyone
+        but a window lead answers for the whole hall; a lead only for their own department."""
+        return self.role != "lead" or (bool(departments) and set(departments) == {self.department})
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,19 @@ def check_password(password: str) -> str:
     return password
 
 
+def check_department(role: str, department: str | None) -> str | None:
+    """The department a user of ``role`` keeps: required for a window lead, refused for the others
+    (their scope is the whole hall, and a stray department would suggest otherwise)."""
+    department = (department or "").strip() or None
+    if role == "lead" and department is None:
+        raise UserError("a window lead (lead) needs a department: the 进驻部门 whose windows they answer for, as spelled in the hall file")
+    if role != "lead" and department is not None:
+        raise UserError(f"only a window lead has a department; role {role} answers for the whole hall")
+    if department is not None and len(department) > 100:
+        raise UserError("department: at most 100 characters")
+    return department
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -123,16 +144,25 @@ class UserStore:
 
     # ------------------------------------------------------------ users
 
-    def add(self, username: str, role: str, password: str) -> None:
+    def add(self, username: str, role: str, password: str, department: str | None = None) -> None:
+        """A new user; a window lead (``lead``) needs the department whose windows they answer for."""
         if not USERNAME.match(username):
             raise UserError(f"username {username!r}: 1–64 letters, digits or . _ - @")
         if role not in ROLES:
             raise UserError(f"role {role!r}: one of {', '.join(ROLES)}")
+        department = check_department(role, department)
         digest = _hasher.hash(check_password(password))
         with Session(self.engine) as session, session.begin():
             if session.scalar(select(UserRow.id).where(UserRow.username == username)) is not None:
                 raise UserError(f"user {username!r} already exists")
-            session.add(UserRow(username=username, role=role, password_hash=digest, disabled=False, created_at=self.now()))
+            session.add(UserRow(username=username, role=role, department=department, password_hash=digest, disabled=False, created_at=self.now()))
+
+    def set_department(self, username: str, department: str) -> None:
+        """Move a window lead to another department; their open sessions end (they carried the old one)."""
+        with Session(self.engine) as session, session.begin():
+            user = self._user(session, username)
+            user.department = check_department(user.role, department)
+            session.execute(delete(SessionRow).where(SessionRow.user_id == user.id))
 
     def set_password(self, username: str, password: str) -> None:
         """A new password, and every session of the user ends."""
@@ -152,7 +182,7 @@ class UserStore:
     def users(self) -> list[dict[str, object]]:
         with Session(self.engine) as session:
             return [
-                {"username": u.username, "role": u.role, "disabled": u.disabled, "created_at": u.created_at.isoformat()}
+                {"username": u.username, "role": u.role, "department": u.department, "disabled": u.disabled, "created_at": u.created_at.isoformat()}
                 for u in session.scalars(select(UserRow).order_by(UserRow.username))
             ]
 
@@ -188,7 +218,7 @@ class UserStore:
             expires = now + self.policy.absolute
             session.add(SessionRow(token_hash=token_hash(token), user_id=user.id, created_at=now, last_seen=now, expires_at=expires))
             session.execute(delete(SessionRow).where(SessionRow.expires_at < now))  # housekeeping of ended sessions
-            return token, Principal(user.username, user.role), expires  # type: ignore[arg-type]
+            return token, Principal(user.username, user.role, user.department), expires  # type: ignore[arg-type]
 
     def _recent_failures(self, session: Session, username: str, now: datetime) -> int:
         since = now - FAILURE_WINDOW
@@ -216,7 +246,7 @@ class UserStore:
                 return None
             if now - row.last_seen > timedelta(seconds=30):  # not a write on every request
                 row.last_seen = now
-            return Principal(user.username, user.role)  # type: ignore[arg-type]
+            return Principal(user.username, user.role, user.department)  # type: ignore[arg-type]
 
     def logout(self, token: str) -> None:
         with Session(self.engine) as session, session.begin():

@@ -22,6 +22,8 @@ user_app = typer.Typer(help="用户 Users: accounts, roles and passwords (docs/u
 console = Console(stderr=True)
 DEFAULT_DB = "sqlite:///var/hallwatch.db"
 Db = Annotated[str, typer.Option(envvar="HALLWATCH_DATABASE_URL", help="sqlite:///path or postgresql://user@host/db")]
+Department = Annotated[Optional[str], typer.Option(help="A window lead's department (进驻部门), as spelled in the hall file: the only windows they may change records of.")]
+HallCheck = Annotated[Optional[Path], typer.Option("--hall", help="Hall file: the department is checked against its windows.")]
 PasswordFile = Annotated[Optional[Path], typer.Option(help="File whose first line is the password (instead of the prompt).")]
 DEMO_USERS_FILE = "users.txt"
 
@@ -44,6 +46,18 @@ def _password(password_file: Path | None) -> str:
     return lines[0] if lines else ""
 
 
+def _known(department: str | None, hall_file: Path | None) -> str | None:
+    """``department`` when the hall file (if given) has a window of it; a misspelt one would lock the lead out."""
+    if department is None or hall_file is None:
+        return department
+    from server.hall import load_hall
+
+    names = sorted({w.department for w in load_hall(hall_file).windows})
+    if department.strip() not in names:
+        raise UserError(f"department {department!r} is not in {hall_file}; its departments are {', '.join(names)}")
+    return department
+
+
 def _run(action: str, call: object) -> None:
     try:
         call()  # type: ignore[operator]
@@ -57,11 +71,19 @@ def _run(action: str, call: object) -> None:
 def add(
     name: Annotated[str, typer.Argument(help="Login name.")],
     role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
+    department: Department = None,
+    hall: HallCheck = None,
     password_file: PasswordFile = None,
     db: Db = DEFAULT_DB,
 ) -> None:
-    """Create a user with a role."""
-    _run(f"user {name} added ({role})", lambda: _store(db).add(name, role, _password(password_file)))
+    """Create a user with a role (a window lead also with their department)."""
+    _run(f"user {name} added ({role}{' · ' + department if department else ''})", lambda: _store(db).add(name, role, _password(password_file), _known(department, hall)))
+
+
+@user_app.command("department")
+def set_department(name: str, department: Annotated[str, typer.Argument(help="The 进驻部门, as spelled in the hall file.")], hall: HallCheck = None, db: Db = DEFAULT_DB) -> None:
+    """Move a window lead to another department; their open sessions end."""
+    _run(f"{name} now answers for {department}; their sessions ended", lambda: _store(db).set_department(name, _known(department, hall)))
 
 
 @user_app.command("passwd")
@@ -79,16 +101,19 @@ def disable(name: str, db: Db = DEFAULT_DB) -> None:
 @user_app.command("list")
 def list_users(db: Db = DEFAULT_DB) -> None:
     """The users, their roles and whether they may log in."""
-    table = Table("user", "role", "", "created (UTC)")
+    table = Table("user", "role", "department", "", "created (UTC)")
     for user in _store(db).users():
         role = str(user["role"])
-        table.add_row(str(user["username"]), f"{role} {ROLE_ZH[role]}", "disabled" if user["disabled"] else "", str(user["created_at"])[:19])  # type: ignore[index]
+        table.add_row(
+            str(user["username"]), f"{role} {ROLE_ZH[role]}", str(user["department"] or ""), "disabled" if user["disabled"] else "", str(user["created_at"])[:19]  # type: ignore[index]
+        )
     Console().print(table)
 
 
-def demo_users(store: UserStore, data_dir: Path) -> None:
+def demo_users(store: UserStore, data_dir: Path, lead_department: str) -> None:
     """At the demo's first start, one user per role with a random password, printed once and kept
-    in ``data_dir/users.txt`` (0600); later starts only say where the file is."""
+    in ``data_dir/users.txt`` (0600); later starts only say where the file is.  The window lead
+    answers for ``lead_department``."""
     listing = data_dir / DEMO_USERS_FILE
     if store.exists():
         console.print(f"demo users: see {listing}" if listing.exists() else "demo users exist (hallwatch user list)")
@@ -96,8 +121,8 @@ def demo_users(store: UserStore, data_dir: Path) -> None:
     lines = []
     for role in ROLES:
         password = secrets.token_urlsafe(12)
-        store.add(role, role, password)
-        lines.append(f"{role}\t{password}\t{ROLE_ZH[role]}")
+        store.add(role, role, password, lead_department if role == "lead" else None)
+        lines.append(f"{role}\t{password}\t{ROLE_ZH[role]}" + (f"（{lead_department}）" if role == "lead" else ""))
     fd = os.open(listing, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write("# HallWatch demo users: name, password, role (created at the first start; delete this file once noted)\n")

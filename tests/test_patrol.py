@@ -410,7 +410,9 @@ def client(engine, clock):
         yield sign_in(client, engine, "viewer")  # reading; each step is taken as its actor (``as_``)
 
 
-ROLE_OF = {"巡查员甲": "patrol", "巡查员乙": "patrol", "甲": "patrol", "窗口负责人": "lead", "督查科": "office"}
+ROLE_OF = {"巡查员甲": "patrol", "巡查员乙": "patrol", "甲": "patrol", "窗口负责人": "lead", "不动产窗口负责人": "lead", "督查科": "office"}
+DEPARTMENT_OF = {"窗口负责人": "市场监管局", "不动产窗口负责人": "不动产登记中心"}
+"""The window leads' departments: 市场监管局 has w01 and w02, 不动产登记中心 w07 and w08."""
 
 
 @pytest.fixture
@@ -420,7 +422,7 @@ def as_(engine):
 
     def headers(name: str) -> dict[str, str]:
         if name not in sessions:
-            sessions[name] = session_headers(engine, ROLE_OF[name], name)
+            sessions[name] = session_headers(engine, ROLE_OF[name], name, DEPARTMENT_OF.get(name))
         return sessions[name]
 
     return headers
@@ -536,7 +538,7 @@ def test_findings_lifecycle_over_the_api(client, engine, clock, as_) -> None:
 
     # A second finding, disputed in time and decided by the supervision office.
     clock.now = at(MON, 10)
-    other = client.post("/api/findings", json={"window": "w03", "category": "chatting", "note": "串岗聊天"}, headers=as_("巡查员甲")).json()["id"]
+    other = client.post("/api/findings", json={"window": "w02", "category": "chatting", "note": "串岗聊天"}, headers=as_("巡查员甲")).json()["id"]
     client.post(f"/api/findings/{other}/confirm", json={}, headers=as_("巡查员甲"))
     clock.now = at(date(2026, 3, 5), 17)
     assert client.post(f"/api/findings/{other}/dispute", json={"reason": "是在交接业务"}, headers=as_("窗口负责人")).status_code == 200
@@ -554,7 +556,7 @@ def test_findings_lifecycle_over_the_api(client, engine, clock, as_) -> None:
         steps = session.scalars(select(FindingStepRow).where(FindingStepRow.finding_id == other)).all()
         assert [s.status for s in steps] == ["draft", "confirmed", "disputed", "upheld"]
     assert client.post("/api/findings/999/confirm", json={}, headers=as_("甲")).status_code == 404
-    assert [f["id"] for f in client.get("/api/findings", params={"window": "w03"}).json()] == [other]
+    assert [f["id"] for f in client.get("/api/findings", params={"window": "w02"}).json()] == [other]
 
 
 def test_bulletin_json_and_xlsx(client, engine, clock, as_) -> None:
@@ -565,7 +567,7 @@ def test_bulletin_json_and_xlsx(client, engine, clock, as_) -> None:
     eating = client.post("/api/findings", json={"window": "w07", "category": "eating", "note": "窗口台面吃早餐", "round_id": round_["id"]}, headers=as_("巡查员甲")).json()["id"]
     client.post(f"/api/findings/{eating}/confirm", json={}, headers=as_("巡查员甲"))
     clock.now = at(date(2026, 3, 3), 10)
-    client.post(f"/api/findings/{eating}/rectify", json={"reason": "已约谈提醒"}, headers=as_("窗口负责人"))
+    client.post(f"/api/findings/{eating}/rectify", json={"reason": "已约谈提醒"}, headers=as_("不动产窗口负责人"))
     dismissed = client.post("/api/findings", json={"window": "w08", "category": "sleeping", "note": "趴台"}, headers=as_("巡查员甲")).json()["id"]
     client.post(f"/api/findings/{dismissed}/dismiss", json={"reason": "系弯腰取材料"}, headers=as_("巡查员甲"))
     clock.now = at(date(2026, 3, 4), 14)

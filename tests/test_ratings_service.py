@@ -104,13 +104,15 @@ def api(hall: RatedHall) -> TestClient:
         yield sign_in(client, hall.engine, "viewer")  # reading; each step is taken as its actor (``as_``)
 
 
-ROLE_OF = {"督查科李": "office", "市场监管局王": "lead", "王": "lead"}
+ROLE_OF = {"督查科李": "office", "市场监管局王": "lead", "王": "lead", "人社局张": "lead"}
+DEPARTMENT_OF = {"人社局张": "人社局"}
+"""The window leads of 市场监管局 (the rated window w02's, the default) and of another department."""
 
 
 @pytest.fixture
 def as_(hall: RatedHall):  # type: ignore[no-untyped-def]
     """The session headers of a user named ``name``: the actor a step records is the logged-in user."""
-    return lambda name: session_headers(hall.engine, ROLE_OF[name], name)
+    return lambda name: session_headers(hall.engine, ROLE_OF[name], name, DEPARTMENT_OF.get(name))
 
 
 def test_the_migration_creates_exactly_the_models_tables(hall: RatedHall) -> None:
@@ -174,6 +176,8 @@ def test_bad_rating_work_order_through_the_api(hall: RatedHall, api: TestClient,
     assert api.post(f"{url}/call_back", json={"note": ""}, headers=as_("市场监管局王")).status_code == 422
     assert api.post(f"{url}/archive", json={"note": "x"}, headers=as_("王")).status_code == 422
     assert api.post("/api/work-orders/999/call_back", json={"note": "x"}, headers=as_("王")).status_code == 404
+    foreign = api.post(f"{url}/call_back", json={"note": "x"}, headers=as_("人社局张"))
+    assert foreign.status_code == 403 and "window w02) belongs to 市场监管局" in foreign.json()["detail"], "another department's lead"
     called = api.post(f"{url}/call_back", json={"note": "已电话回访：等候时间较长"}, headers=as_("市场监管局王")).json()
     assert called["status"] == "called_back" and called["called_back_at"] == "2026-10-08T09:00:00+08:00"
     hall.clock.now = at(date(2026, 10, 9), 9)

@@ -197,6 +197,70 @@ def test_roles_get_what_the_table_grants(server) -> None:  # type: ignore[no-unt
     assert client.get("/api/audit", headers=patrol).status_code == 403
 
 
+def test_a_window_lead_changes_only_their_own_departments_records(server) -> None:  # type: ignore[no-untyped-def]
+    """The lead of 市场监管局 (windows w01, w02) disputes and rectifies that department's findings and
+    registers its leave; another department's (人社局: w03) are refused with whose they are."""
+    app, engine = server
+    client = TestClient(app)
+    patrol = session_headers(engine, "patrol")
+    market, labour = session_headers(engine, "lead", "market-lead", "市场监管局"), session_headers(engine, "lead", "labour-lead", "人社局")
+    assert client.get("/api/session", headers=market).json()["department"] == "市场监管局"
+
+    def confirmed(window: str) -> int:
+        found = client.post("/api/findings", json={"window": window, "category": "vacant", "note": "无人"}, headers=patrol).json()
+        assert client.post(f"/api/findings/{found['id']}/confirm", json={}, headers=patrol).status_code == 200
+        return int(found["id"])
+
+    ours, theirs = confirmed("w01"), confirmed("w03")
+    refused = client.post(f"/api/findings/{theirs}/dispute", json={"reason": "当时在交接"}, headers=market)
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == f"finding {theirs} (window w03) belongs to 人社局; window lead market-lead answers for 市场监管局 only"
+    assert client.get(f"/api/findings/{theirs}", headers=market).json()["status"] == "confirmed", "refused means unchanged"
+    assert client.post(f"/api/findings/{theirs}/dispute", json={"reason": "当时在交接"}, headers=labour).status_code == 200
+    assert client.post(f"/api/findings/{ours}/rectify", json={"reason": "已提醒"}, headers=market).status_code == 200
+    assert client.post(f"/api/findings/{ours}/rectify", json={"reason": "已提醒"}, headers=labour).status_code == 403
+    assert client.post("/api/findings/999/dispute", json={"reason": "x"}, headers=market).status_code == 404
+
+    leave = {"kind": "leave", "start": "2026-03-02T09:00:00", "end": "2026-03-02T11:00:00"}
+    assert client.post("/api/leaves", json=[leave | {"person_id": "c01", "window_id": "w01"}], headers=market).status_code == 200
+    mixed = [leave | {"person_id": "c02", "window_id": "w02"}, leave | {"person_id": "c03", "window_id": "w03"}]
+    assert client.post("/api/leaves", json=mixed, headers=market).status_code == 403, "all or nothing: one foreign window refuses the lot"
+    assert client.post("/api/leaves", json=mixed, headers=session_headers(engine, "office")).status_code == 200, "the office answers for the hall"
+    makeup = {"claimed_at": "2026-03-02T08:58:00+08:00", "reason": "人脸识别失败"}
+    foreign = client.post("/api/attendance/makeups", json=makeup | {"person_id": "c03"}, headers=market)
+    assert foreign.status_code == 403 and "clerk c03 belongs to 人社局" in foreign.json()["detail"]
+
+
+def test_a_window_lead_without_a_department_changes_nothing(server) -> None:  # type: ignore[no-untyped-def]
+    """A lead from before departments existed (migration 0010) is told who can fix it."""
+    app, engine = server
+    add_user(engine, "lead", "old-lead")
+    with Session(engine) as session, session.begin():
+        session.scalar(select(UserRow).where(UserRow.username == "old-lead")).department = None  # type: ignore[union-attr]
+    client = TestClient(app)
+    refused = client.post("/api/leaves", json=[{"kind": "leave", "person_id": "c01", "window_id": "w01", "start": "2026-03-02T09:00:00", "end": "2026-03-02T10:00:00"}], headers=session_headers(engine, "lead", "old-lead"))
+    assert refused.status_code == 403 and "hallwatch user department old-lead" in refused.json()["detail"]
+
+
+def test_a_department_belongs_to_window_leads_only(db_url: str) -> None:
+    from server.db import migrate
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    users = UserStore(engine)
+    with pytest.raises(UserError, match="needs a department"):
+        users.add("lead1", "lead", PASSWORD)
+    with pytest.raises(UserError, match="only a window lead"):
+        users.add("office1", "office", PASSWORD, "人社局")
+    users.add("lead1", "lead", PASSWORD, " 人社局 ")
+    token, who, _ = users.login("lead1", PASSWORD)
+    assert who.department == "人社局"
+    users.set_department("lead1", "税务局")
+    assert users.session(token) is None, "a session carrying the old department ends"
+    assert users.login("lead1", PASSWORD)[1].department == "税务局"
+    engine.dispose()
+
+
 def test_the_administrator_token_is_an_admin_and_a_wrong_one_is_nobody(server) -> None:  # type: ignore[no-untyped-def]
     app, _ = server
     client = TestClient(app)
@@ -253,6 +317,16 @@ def test_the_user_commands(tmp_path: Path) -> None:
     listing = hallwatch("list")
     assert "li" in listing.stdout and "督查科" in listing.stdout and "disabled" in listing.stdout
     assert hallwatch("passwd", "nobody", "--password-file", str(secret)).returncode == 2
+    hall = str(HALL_FILE)
+    no_department = hallwatch("add", "wang", "--role", "lead", "--password-file", str(secret))
+    assert no_department.returncode == 2 and "needs a department" in no_department.stderr
+    misspelt = hallwatch("add", "wang", "--role", "lead", "--department", "市场监督局", "--hall", hall, "--password-file", str(secret))
+    assert misspelt.returncode == 2 and "'市场监督局' is not in" in misspelt.stderr and "市场监管局" in misspelt.stderr
+    assert hallwatch("add", "wang", "--role", "lead", "--department", "市场监管局", "--hall", hall, "--password-file", str(secret)).returncode == 0
+    assert hallwatch("department", "wang", "人社局", "--hall", hall).returncode == 0
+    assert "人社局" in hallwatch("list").stdout
+    stray = hallwatch("department", "li", "人社局")
+    assert stray.returncode == 2 and "only a window lead has a department" in stray.stderr
 
 
 def test_the_demo_creates_one_user_per_role_once_with_random_passwords(tmp_path: Path) -> None:
@@ -261,7 +335,7 @@ def test_the_demo_creates_one_user_per_role_once_with_random_passwords(tmp_path:
     engine = make_engine(f"sqlite:///{tmp_path}/hw.db")
     migrate(engine)
     users = UserStore(engine)
-    demo_users(users, tmp_path)
+    demo_users(users, tmp_path, "市场监管局")
     listing = tmp_path / "users.txt"
     assert stat.S_IMODE(listing.stat().st_mode) == 0o600
     accounts = [line.split("\t") for line in listing.read_text().splitlines() if not line.startswith("#")]
@@ -269,6 +343,7 @@ def test_the_demo_creates_one_user_per_role_once_with_random_passwords(tmp_path:
     assert len({a[1] for a in accounts}) == len(ROLES)
     for name, password, _ in accounts:
         assert users.login(name, password)[1].role == name
-    demo_users(users, tmp_path)
+    assert users.login("lead", accounts[ROLES.index("lead")][1])[1].department == "市场监管局"
+    demo_users(users, tmp_path, "人社局")
     assert listing.read_text().count("\t") == 2 * len(ROLES), "kept, not recreated"
     engine.dispose()

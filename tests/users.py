@@ -30,27 +30,34 @@ def admin_token_file(directory: Path) -> Path:
     return path
 
 
-def add_user(engine: Engine, role: str, name: str | None = None) -> str:
-    """The user's name; an existing user of that name is kept."""
+LEAD_DEPARTMENT = "市场监管局"
+"""The department of a test's window lead unless it names one: the demo hall's windows w01 and w02."""
+
+
+def add_user(engine: Engine, role: str, name: str | None = None, department: str | None = None) -> str:
+    """The user's name; an existing user of that name is kept.  A window lead answers for
+    ``department`` (default :data:`LEAD_DEPARTMENT`)."""
     name = name or role
+    if role == "lead":
+        department = department or LEAD_DEPARTMENT
     try:
-        UserStore(engine).add(name, role, PASSWORD)
+        UserStore(engine).add(name, role, PASSWORD, department)
     except UserError as exc:
         if "already exists" not in str(exc):
             raise
     return name
 
 
-def session_token(engine: Engine, role: str, name: str | None = None) -> str:
-    token, _, _ = UserStore(engine).login(add_user(engine, role, name), PASSWORD)
+def session_token(engine: Engine, role: str, name: str | None = None, department: str | None = None) -> str:
+    token, _, _ = UserStore(engine).login(add_user(engine, role, name, department), PASSWORD)
     return token
 
 
-def session_headers(engine: Engine, role: str, name: str | None = None) -> dict[str, str]:
-    return {"Cookie": f"{COOKIE}={session_token(engine, role, name)}"}
+def session_headers(engine: Engine, role: str, name: str | None = None, department: str | None = None) -> dict[str, str]:
+    return {"Cookie": f"{COOKIE}={session_token(engine, role, name, department)}"}
 
 
-def sign_in(client: Any, engine: Engine, role: str, name: str | None = None) -> Any:
+def sign_in(client: Any, engine: Engine, role: str, name: str | None = None, department: str | None = None) -> Any:
     """``client`` with a session of a (new) user of ``role`` for every later request."""
-    client.cookies.set(COOKIE, session_token(engine, role, name))
+    client.cookies.set(COOKIE, session_token(engine, role, name, department))
     return client
