@@ -41,8 +41,8 @@ class HallClock:
 
 @contextmanager
 def served_hall(tmp_path: Path, hall_extra: str = "") -> Iterator[tuple[str, HallClock, int]]:
-    """Mosquitto and the server for the demo hall (plus ``hall_extra`` TOML) at T0, with the users office and viewer;
-    yields (url, clock, broker port)."""
+    """Mosquitto and the server for the demo hall (plus ``hall_extra`` TOML) at T0, with the users office, patrol,
+    lead (市场监管局: w01, w02) and viewer; yields (url, clock, broker port)."""
     require_executable("mosquitto")
     hall_file = tmp_path / "hall.toml"
     hall_file.write_text((ROOT / "config/halls/demo.toml").read_text(encoding="utf-8") + hall_extra, encoding="utf-8")
@@ -52,7 +52,7 @@ def served_hall(tmp_path: Path, hall_extra: str = "") -> Iterator[tuple[str, Hal
         settings = ServerSettings(hall_file=hall_file, database_url=db_url, broker=BrokerSettings(url=broker.url), data_dir=tmp_path / "server")
         server = AppServer(create_app(settings, load_hall(hall_file), clock), free_port()).start()
         engine = make_engine(db_url)
-        for role in ("office", "viewer"):
+        for role in ("office", "patrol", "lead", "viewer"):
             add_user(engine, role)
         engine.dispose()
         try:

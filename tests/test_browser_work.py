@@ -7,6 +7,12 @@ its deadlines and status, calls it back with the keyboard only (Tab, typing,
 Enter) and sees the new status; a camera's evidence picture is shown.  A
 viewer sees the order without any action button, and the evidence section
 shows the API's refusal.  docs/img/work.png is taken on the way.
+
+Findings go through their whole workflow on the page, each step by the role
+that takes it: the patrol officer confirms a draft, the window lead of
+市场监管局 disputes it (a reason is required; another department's finding
+is offered no step), the office accepts the dispute; every step is typed and
+pressed with the keyboard.
 """
 
 from __future__ import annotations
@@ -54,14 +60,14 @@ class Devices:
         self.client.disconnect()
 
 
-@pytest.fixture
-def hall(tmp_path: Path) -> Iterator[tuple[str, HallClock, int]]:
-    """Mosquitto and the server (demo hall) with the users office and viewer."""
-    with served_hall(tmp_path) as served:
+@pytest.fixture(scope="module")
+def hall(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, HallClock, int]]:
+    """Mosquitto and the server (demo hall) with the users office, patrol, lead and viewer, shared by this module's tests."""
+    with served_hall(tmp_path_factory.mktemp("work")) as served:
         yield served
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     with headless_chromium(1400) as driver:
         yield driver
@@ -182,3 +188,75 @@ def test_office_calls_back_a_work_order_by_keyboard_and_a_viewer_may_only_read(h
         assert _text(driver, "#orders-title") == "Work orders"
     finally:
         devices.close()
+
+
+def _step(driver, card: str, action: str, text: str) -> None:  # type: ignore[no-untyped-def]
+    """Keyboard only: Tab to the card's note, type ``text`` (if any), Tab to the step's button, Enter."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0);")
+    _tab_to(driver, card + " textarea", 150)
+    if text:
+        ActionChains(driver).send_keys(text).perform()
+    _tab_to(driver, f'{card} [data-action="{action}"]', 6)
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+
+
+def test_a_finding_is_confirmed_disputed_and_decided_on_the_page_by_the_right_people(hall, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _, _ = hall
+    driver = browser
+    driver.delete_all_cookies()
+    _log_in(driver, url, "patrol")
+    api = httpx.Client(base_url=url, cookies={"hw_session": driver.get_cookie("hw_session")["value"]})
+    ours = api.post("/api/findings", json={"window": "w01", "category": "phone", "note": "低头划看手机"}).json()
+    theirs = api.post("/api/findings", json={"window": "w03", "category": "chatting", "note": "串岗聊天"}).json()
+    api.post(f"/api/findings/{theirs['id']}/confirm", json={})
+    card, other = f'[data-finding-id="{ours["id"]}"]', f'[data-finding-id="{theirs["id"]}"]'
+
+    def offered(selector: str) -> list[str]:
+        return [b.get_attribute("data-action") for b in driver.find_elements(By.CSS_SELECTOR, selector + " .order-action")]
+
+    def status_becomes(status: str) -> None:
+        WebDriverWait(driver, 10).until(lambda d: _attribute(d, card, "data-status") == status)
+
+    # The officer confirms the draft (a note is optional).
+    driver.get(f"{url}/work.html")
+    WebDriverWait(driver, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, card + " .order-action"))
+    said = _text(driver, card)
+    assert "待确认" in said and "1号窗口" in said and "市场监管局" in said and "低头划看手机" in said and "巡查员记录" in said, said
+    assert offered(card) == ["confirm", "dismiss"]
+    _step(driver, card, "confirm", "")
+    status_becomes("confirmed")
+    assert "已确认" in _text(driver, card + " .order-status") and "异议期限" in _text(driver, card)
+
+    # The lead of 市场监管局: dispute needs a reason; 3号窗口 (人社局) is read only for them.
+    driver.delete_all_cookies()
+    _log_in(driver, url, "lead")
+    driver.get(f"{url}/work.html")
+    WebDriverWait(driver, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, card + " .order-action"))
+    assert offered(card) == ["dispute", "rectify"]
+    assert offered(other) == [] and "其他部门" in _text(driver, other)
+    _step(driver, card, "dispute", "")
+    WebDriverWait(driver, 5).until(lambda d: "请先填写理由" in _text(d, card + " .order-error"))
+    assert _attribute(driver, card, "data-status") == "confirmed", "nothing sent without a reason"
+    _step(driver, card, "dispute", "当时在查询业务资料")
+    status_becomes("disputed")
+    assert "异议核实中" in _text(driver, card + " .order-status") and "当时在查询业务资料" in _text(driver, card)
+    lead = httpx.Client(base_url=url, cookies={"hw_session": driver.get_cookie("hw_session")["value"]})
+    assert lead.post(f"/api/findings/{theirs['id']}/dispute", json={"reason": "x"}).status_code == 403, "the API refuses it too"
+
+    # The office decides: the dispute is accepted and the finding withdrawn.
+    driver.delete_all_cookies()
+    _log_in(driver, url, "office")
+    driver.get(f"{url}/work.html")
+    WebDriverWait(driver, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, card + " .order-action"))
+    assert offered(card) == ["uphold", "overturn"]
+    _step(driver, card, "overturn", "录像显示在查询资料")
+    status_becomes("overturned")
+    history = _text(driver, card + " .order-history")
+    assert history.count("·") >= 6 and "patrol" in history and "lead" in history and "office" in history, history
+    assert api.get(f"/api/findings/{ours['id']}").json()["status"] == "overturned"

@@ -4,10 +4,12 @@
  * findings, and the evidence pictures.
  *
  * Data: GET /api/session (permissions), GET /api/work-orders,
- * POST /api/work-orders/{id}/{action} {note}, GET /api/patrols?day=,
+ * POST /api/work-orders/{id}/{action} {note}, GET /api/findings,
+ * POST /api/findings/{id}/{action} {reason}, GET /api/patrols?day=,
  * GET /api/patrols/{id}, /api/bulletins/{monday}.xlsx, GET /api/evidence,
  * GET /api/evidence/{id}. Chinese first; ?lang=en or the button switches to
- * English. Status is always a word, overdue a word and an icon.
+ * English. Status is always a word, overdue a word and an icon. A window
+ * lead is offered steps only on their own department's records.
  */
 (function () {
   "use strict";
@@ -25,7 +27,8 @@
       scheduled: "应巡查轮次", doneRound: "已巡", missing: "未巡", finding: "问题", category: "类别", observed: "时间",
       noFindings: "本轮未发现问题。", checklist: "检查清单", state: "状态", inProgress: "进行中",
       cause: "原因", taken: "拍摄时间", vacancy: "空岗", request: "调取", picture: "证据照片", of: "的",
-      role: "角色"
+      role: "角色", findings: "巡查发现", noFindingsAll: "没有巡查发现。", origin: "来源", origin_device: "设备告警", origin_officer: "巡查员记录",
+      basis: "依据", disputeBy: "异议期限", needReason: "请先填写理由。", otherDepartment: "（其他部门的事项，只能查看）"
     },
     en: {
       title: "Work orders, patrols and evidence", back: "Back to live", review: "Review", orders: "Work orders", patrols: "Patrol records", evidence: "Evidence",
@@ -39,7 +42,8 @@
       scheduled: "Scheduled rounds", doneRound: "done", missing: "not done", finding: "Finding", category: "Category", observed: "Time",
       noFindings: "No findings in this round.", checklist: "Checklist", state: "State", inProgress: "in progress",
       cause: "Cause", taken: "Taken at", vacancy: "vacancy", request: "requested", picture: "Evidence picture", of: "",
-      role: "Role"
+      role: "Role", findings: "Findings", noFindingsAll: "No findings.", origin: "Source", origin_device: "device alert", origin_officer: "recorded by an officer",
+      basis: "Rule", disputeBy: "Dispute by", needReason: "Write the reason first.", otherDepartment: "(another department's: read only)"
     }
   };
   var STATUS_EN = {
@@ -51,8 +55,20 @@
     call_back: "work_orders.handle", rectify: "work_orders.handle", appeal: "work_orders.handle",
     close: "work_orders.decide", uphold: "work_orders.decide", overturn: "work_orders.decide"
   };
+  var FINDING_STATUS_EN = {
+    draft: "draft", confirmed: "confirmed", dismissed: "dismissed", disputed: "disputed (re-check)",
+    upheld: "dispute rejected", overturned: "dispute accepted (withdrawn)", rectified: "rectified"
+  };
+  var FINDING_ACTIONS = {
+    confirm: { permission: "patrols.run", zh: "确认", en: "Confirm" },
+    dismiss: { permission: "patrols.run", zh: "排除", en: "Dismiss" },
+    dispute: { permission: "findings.dispute", zh: "提出异议", en: "Dispute" },
+    uphold: { permission: "findings.decide", zh: "异议不成立", en: "Reject dispute" },
+    overturn: { permission: "findings.decide", zh: "异议成立", en: "Accept dispute" },
+    rectify: { permission: "findings.rectify", zh: "已整改", en: "Rectified" }
+  };
   var lang = /[?&]lang=en/.test(location.search) ? "en" : "zh";
-  var permissions = [], session = null, orders = null, rounds = null, round = null, pictures = null, errors = {};
+  var permissions = [], session = null, orders = null, findings = null, rounds = null, round = null, pictures = null, errors = {};
 
   function t(key) { return TEXT[lang][key] || key; }
   function $(id) { return document.getElementById(id); }
@@ -97,6 +113,7 @@
     $("lang-toggle").setAttribute("lang", lang === "zh" ? "en" : "zh-CN");
     drawWho();
     if (orders) drawOrders(orders);
+    if (findings) drawFindings(findings);
     if (rounds) drawRounds(rounds);
     if (round) drawRound(round);
     if (pictures) drawEvidence(pictures);
@@ -111,6 +128,44 @@
   function field(dl, label, value, cls) {
     dl.appendChild(el("dt", null, label));
     dl.appendChild(el("dd", cls, value));
+  }
+
+  // A window lead changes only their own department's records (the API refuses the rest too).
+  function mayChange(department) {
+    return !session || session.role !== "lead" || session.department === department;
+  }
+
+  // The note, one button per step the user may take, and a line for the API's refusal: for work orders and findings alike.
+  // ``steps`` are those the role allows; a window lead sees them only on their own department's records.
+  function stepBox(card, key, department, steps, onStep) {
+    if (steps.length && !mayChange(department)) { card.appendChild(el("p", "order-none", t("otherDepartment"))); return; }
+    if (!steps.length) { card.appendChild(el("p", "order-none", t("noActions"))); return; }
+    var actions = el("div", "order-actions");
+    var label = el("label", null, t("note"));
+    label.setAttribute("for", key + "-note");
+    var note = el("textarea", "order-note");
+    note.id = key + "-note";
+    actions.appendChild(label);
+    actions.appendChild(note);
+    var problem = el("p", "order-error", errors[key] || "");
+    problem.setAttribute("role", "alert");
+    steps.forEach(function (s) {
+      var button = el("button", "order-action", s.label);
+      button.type = "button";
+      button.setAttribute("data-action", s.name);
+      button.addEventListener("click", function () { onStep(s.name, note, problem); });
+      actions.appendChild(button);
+    });
+    card.appendChild(actions);
+    card.appendChild(problem);
+  }
+
+  function take(key, url, body, problem, done) {
+    problem.textContent = "";
+    post(url, body).then(function (changed) { delete errors[key]; done(changed); }, function (error) {
+      errors[key] = error.status + " " + error.message;
+      problem.textContent = errors[key];
+    });
   }
 
   function drawOrders(list) {
@@ -145,29 +200,8 @@
         card.appendChild(el("p", "order-history", t("history") + "：" + steps.join("；")));
       }
       var allowed = o.actions.filter(function (a) { return permissions.indexOf(STEP_PERMISSIONS[a.name]) >= 0; });
-      if (allowed.length) {
-        var actions = el("div", "order-actions");
-        var noteId = "order-" + o.id + "-note";
-        var label = el("label", null, t("note"));
-        label.setAttribute("for", noteId);
-        var note = el("textarea", "order-note");
-        note.id = noteId;
-        actions.appendChild(label);
-        actions.appendChild(note);
-        allowed.forEach(function (a) {
-          var button = el("button", "order-action", lang === "zh" ? a.name_zh : ACTION_EN[a.name] || a.name);
-          button.type = "button";
-          button.setAttribute("data-action", a.name);
-          button.addEventListener("click", function () { step(o, a.name, note, problem); });
-          actions.appendChild(button);
-        });
-        var problem = el("p", "order-error", errors[o.id] || "");
-        problem.setAttribute("role", "alert");
-        card.appendChild(actions);
-        card.appendChild(problem);
-      } else {
-        card.appendChild(el("p", "order-none", t("noActions")));
-      }
+      stepBox(card, "order-" + o.id, o.department, allowed.map(function (a) { return { name: a.name, label: lang === "zh" ? a.name_zh : ACTION_EN[a.name] || a.name }; }),
+        function (action, note, problem) { step(o, action, note, problem); });
       box.appendChild(card);
     });
   }
@@ -175,17 +209,12 @@
   function step(order, action, note, problem) {
     var text = note.value.trim();
     if (!text) { problem.textContent = t("needNote"); note.focus(); return; }
-    problem.textContent = "";
-    post("/api/work-orders/" + order.id + "/" + action, { note: text }).then(function (changed) {
-      delete errors[order.id];
+    take("order-" + order.id, "/api/work-orders/" + order.id + "/" + action, { note: text }, problem, function (changed) {
       orders = orders.map(function (o) { return o.id === changed.id ? changed : o; });
       drawOrders(orders);
       say("orders-status", t("done") + "#" + changed.id + " " + statusText(changed.status, changed.status_zh));
       var next = document.querySelector('[data-order-id="' + changed.id + '"] .order-action');
       if (next) next.focus();
-    }, function (error) {
-      errors[order.id] = error.status + " " + error.message;
-      problem.textContent = errors[order.id];
     });
   }
 
@@ -196,6 +225,66 @@
     if ($("order-status").value) query.push("status=" + encodeURIComponent($("order-status").value));
     if ($("order-overdue").checked) query.push("overdue=true");
     get("/api/work-orders" + (query.length ? "?" + query.join("&") : "")).then(drawOrders, function (error) { say("orders-status", t("failed") + error.message, true); });
+  }
+
+  // ------------------------------------------------------------ findings
+
+  function findingStatus(f) { return lang === "zh" ? f.status_zh : FINDING_STATUS_EN[f.status] || f.status; }
+
+  function drawFindings(list) {
+    findings = list;
+    var box = $("finding-list");
+    box.textContent = "";
+    say("findings-status", list.length ? "" : t("noFindingsAll"));
+    list.forEach(function (f) {
+      var card = el("article", "order finding");
+      card.setAttribute("data-finding-id", f.id);
+      card.setAttribute("data-status", f.status);
+      card.setAttribute("aria-labelledby", "finding-" + f.id + "-title");
+      var title = el("h3");
+      title.id = "finding-" + f.id + "-title";
+      title.appendChild(document.createTextNode("#" + f.id + " " + f.window_name + (f.department ? "（" + f.department + "）" : "") + " " + f.category_zh + " "));
+      title.appendChild(el("span", "order-status", findingStatus(f)));
+      card.appendChild(title);
+      var dl = el("dl");
+      field(dl, t("observed"), when(f.observed_at) + (f.observed_until ? " – " + hhmm(f.observed_until) : ""));
+      field(dl, t("origin"), t("origin_" + f.origin));
+      field(dl, t("finding"), f.note || "—");
+      field(dl, t("basis"), f.basis || "—");
+      if (f.confirmed_at) field(dl, t("disputeBy"), f.dispute_deadline || f.dispute_deadline_error || "—");
+      card.appendChild(dl);
+      if (f.history.length) {
+        var steps = f.history.map(function (s) { return when(s.at) + " " + (lang === "zh" ? s.status_zh : FINDING_STATUS_EN[s.status] || s.status) + " · " + s.actor + (s.reason ? " · " + s.reason : ""); });
+        card.appendChild(el("p", "order-history", t("history") + "：" + steps.join("；")));
+      }
+      var allowed = f.actions.filter(function (a) { return FINDING_ACTIONS[a] && permissions.indexOf(FINDING_ACTIONS[a].permission) >= 0; });
+      stepBox(card, "finding-" + f.id, f.department, allowed.map(function (a) { return { name: a, label: FINDING_ACTIONS[a][lang] }; }),
+        function (action, note, problem) { findingStep(f, action, note, problem); });
+      box.appendChild(card);
+    });
+  }
+
+  function findingStep(finding, action, note, problem) {
+    var text = note.value.trim();
+    if (!text && action !== "confirm") { problem.textContent = t("needReason"); note.focus(); return; }
+    var body = action === "confirm" ? { note: text } : { reason: text };
+    take("finding-" + finding.id, "/api/findings/" + finding.id + "/" + action, body, problem, function (changed) {
+      findings = findings.map(function (f) { return f.id === changed.id ? changed : f; });
+      drawFindings(findings);
+      say("findings-status", t("done") + "#" + changed.id + " " + findingStatus(changed));
+      var card = document.querySelector('[data-finding-id="' + changed.id + '"]');
+      var next = card && (card.querySelector(".order-action") || card.querySelector("h3"));
+      if (next) { if (!next.matches("button")) next.tabIndex = -1; next.focus(); }
+    });
+  }
+
+  function loadFindings(event) {
+    if (event) event.preventDefault();
+    say("findings-status", t("loading"));
+    var query = ["limit=200"];
+    if ($("finding-status").value) query.push("status=" + encodeURIComponent($("finding-status").value));
+    if ($("finding-window").value) query.push("window=" + encodeURIComponent($("finding-window").value));
+    get("/api/findings?" + query.join("&")).then(drawFindings, function (error) { say("findings-status", t("failed") + error.message, true); });
   }
 
   // ------------------------------------------------------------ patrols
@@ -334,6 +423,7 @@
     translate();
     $("lang-toggle").addEventListener("click", function () { lang = lang === "zh" ? "en" : "zh"; translate(); });
     $("orders-filter").addEventListener("submit", loadOrders);
+    $("findings-filter").addEventListener("submit", loadFindings);
     $("patrols-filter").addEventListener("submit", loadPatrols);
     $("evidence-filter").addEventListener("submit", loadEvidence);
     get("/api/session").then(function (who) {
@@ -345,9 +435,13 @@
           var option = el("option", null, w.name);
           option.value = w.id;
           $("evidence-window").appendChild(option);
+          var choice = el("option", null, w.name);
+          choice.value = w.id;
+          $("finding-window").appendChild(choice);
         });
       }, function () {});
       loadOrders();
+      loadFindings();
       loadPatrols();
       loadEvidence();
     }, function (error) {
