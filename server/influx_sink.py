@@ -337,6 +337,8 @@ class InfluxSink:
         self._batching: WriteApi | None = None
         self._replayer: threading.Thread | None = None
         self._spooling = False
+        self._window_states: dict[str, tuple[str, datetime | None]] = {}
+        """The state (and since when) last exported per window: see :meth:`follow`."""
         self._counts = dict.fromkeys(("written", "batches", "retries", "errors", "spooled", "replayed", "refused_batches", "in_flight"), 0)
         self._last_error: tuple[str, str] | None = None
 
@@ -380,8 +382,14 @@ class InfluxSink:
     # --------------------------------------------------------------- input
 
     def follow(self, changes: Changes, sweep: bool) -> None:
-        """Ingest follower: the batch's events, the windows whose state changed, the alerts."""
-        self._submit(event_lines(changes.events) + window_lines(changes.windows.values()) + alert_lines(self.hall_id, changes.alerts))
+        """Ingest follower: the batch's events, the windows whose state changed, the alerts.
+
+        A batch lists a window whenever anything of it changed (a seat, a pause, its camera's
+        health); only a new state, or a new start of it, makes a point, so the database is not
+        written the same point again and again.  Called from the ingest thread only."""
+        windows = [w for w in changes.windows.values() if self._window_states.get(w.id) != (w.state, w.state_since)]
+        self._window_states.update({w.id: (w.state, w.state_since) for w in windows})
+        self._submit(event_lines(changes.events) + window_lines(windows) + alert_lines(self.hall_id, changes.alerts))
 
     def write_events(self, events: Iterable[Event]) -> None:
         """Export committed protocol events (see :func:`event_lines` for what becomes a point)."""

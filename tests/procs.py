@@ -65,8 +65,13 @@ class Proc:
 
 
 def server_proc(workdir: Path, *, broker_url: str, db_url: str, port: int, extra: list[str] | None = None) -> Proc:
+    """``hallwatch server`` for the demo hall; its files (gallery, evidence, spool) under ``workdir/data``
+    unless ``extra`` names a ``--data-dir``, never in the checkout's var/."""
     args = ["server", "--hall", str(ROOT / "config/halls/demo.toml"), "--db", db_url, "--broker", broker_url, "--port", str(port)]
-    return Proc("server", args + (extra or []), workdir)
+    extra = list(extra or [])
+    if "--data-dir" not in extra:
+        extra += ["--data-dir", str(workdir / "data")]
+    return Proc("server", args + extra, workdir)
 
 
 def wait_http(url: str, proc: Proc, timeout: float = 60, headers: dict[str, str] | None = None) -> None:

@@ -16,15 +16,14 @@ import re
 import stat
 import threading
 import time
-from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from procs import ROOT, wait_for
+from timeseries import exported, expected, key, ms, points_in, wait_exported
 from victoria_proc import VictoriaProcess, start_victoria
 
 from broker.config_file import ConfigError
@@ -47,10 +46,9 @@ from server.influx_sink import InfluxSink, Spool, alert_lines, event_lines, wind
 from server.store import Changes
 
 HALL = "h1"
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 DASHBOARD = ROOT / "config/grafana/hallwatch.json"
-SeriesKey = tuple[str, frozenset[tuple[str, str]]]
-Samples = dict[SeriesKey, dict[int, float]]
+ALL = f'{{hall="{HALL}"}}'
+"""Every series the sink writes for the test hall."""
 
 
 # --------------------------------------------------------------------------
@@ -69,11 +67,6 @@ class Device:
         return make_event(hall_id=self.hall, device_id=self.device_id, boot=1, seq=self.seq, event_time=at, body=body)
 
 
-def ms(moment: datetime) -> int:
-    """The timestamp VictoriaMetrics keeps (it trims nanoseconds to milliseconds)."""
-    return (moment - EPOCH) // timedelta(milliseconds=1)
-
-
 def make_sink(url: str, spool_dir: Path, **options: Any) -> InfluxSink:
     """A sink with short intervals, so tests do not wait for production pacing."""
     settings: dict[str, Any] = dict(
@@ -87,58 +80,6 @@ def settled(sink: InfluxSink, timeout: float = 30) -> dict[str, Any]:
     """Wait until every point handed to the sink is written (nothing in flight, nothing spooled)."""
     wait_for(lambda: (s := sink.stats())["in_flight"] == 0 and s["pending"] == 0 and s["state"] == "live", timeout, f"the sink to settle: {sink.stats()}")
     return sink.stats()
-
-
-def exported(vm: VictoriaProcess, match: str = f'{{hall="{HALL}"}}') -> Samples:
-    """Series → {timestamp ms: value}; fails if a series holds a timestamp twice (a doubled point)."""
-    httpx.get(f"{vm.url}/internal/force_flush", timeout=10)
-    samples: Samples = {}
-    for row in vm.export(match):
-        labels = dict(row["metric"])
-        key = (labels.pop("__name__"), frozenset(labels.items()))
-        assert len(set(row["timestamps"])) == len(row["timestamps"]), f"doubled points in {key}"
-        samples[key] = dict(zip(row["timestamps"], row["values"]))
-    return samples
-
-
-def points_in(samples: Samples) -> int:
-    return sum(len(values) for values in samples.values())
-
-
-def wait_exported(vm: VictoriaProcess, points: int, match: str = f'{{hall="{HALL}"}}', timeout: float = 30) -> Samples:
-    """The export once it holds ``points`` samples (the server makes rows searchable within a second or so)."""
-    found: list[Samples] = []
-
-    def complete() -> bool:
-        found[:] = [exported(vm, match)]
-        return points_in(found[0]) >= points
-
-    wait_for(complete, timeout, f"{points} samples in VictoriaMetrics", interval=0.3)
-    return found[0]
-
-
-def key(metric: str, **labels: str) -> SeriesKey:
-    return metric, frozenset(labels.items())
-
-
-def expected(events: list[Event]) -> Samples:
-    """What the test's seat, rating and heartbeat events must become, worked out from the events."""
-    samples: Samples = defaultdict(dict)
-    for e in events:
-        b: Any = e.body
-        t = ms(e.event_time)
-        if e.type in ("seat", "seat_heartbeat"):
-            tags = dict(hall=e.hall_id, window=b.window_id, seat=b.seat, device=e.device_id)
-            samples[key("seat_occupied", **tags)][t] = int(b.state == "occupied")
-            samples[key("seat_confidence", **tags)][t] = b.confidence
-        elif e.type == "rating":
-            samples[key("rating_level", hall=e.hall_id, window=b.window_id, device=e.device_id, **({"clerk": b.clerk_id} if b.clerk_id else {}))][t] = b.level
-        elif e.type == "heartbeat":
-            for field in ("uptime_s", "outbox_pending", "dropped_heartbeats", "dropped_states"):
-                samples[key(f"heartbeat_{field}", hall=e.hall_id, device=e.device_id)][t] = getattr(b, field)
-        else:
-            raise AssertionError(f"expected() does not model {e.type}")
-    return dict(samples)
 
 
 @pytest.fixture
@@ -177,7 +118,7 @@ def test_events_land_with_their_tags_fields_and_event_times(vm: VictoriaProcess,
 
     at = [ms(T0 + timedelta(seconds=s)) for s in range(10)]
     cam_tags = dict(hall=HALL, window="w01", seat="main", device="cam-01")
-    assert wait_exported(vm, 15) == {
+    assert wait_exported(vm, 15, ALL) == {
         key("seat_occupied", **cam_tags): {at[0]: 1, at[1]: 0},
         key("seat_confidence", **cam_tags): {at[0]: 0.93, at[1]: 0.8},
         key("rating_level", hall=HALL, window="w01", clerk="c01", device="eval-01"): {at[2]: 2},
@@ -218,8 +159,13 @@ def test_supervised_window_states_and_alerts_land(vm: VictoriaProcess, tmp_path:
     sink.start()
     for changes in batches:
         sink.follow(changes, True)
-    settled(sink)
+    window_rows = [w for b in batches for w in b.windows.values()]
+    sink.follow(Changes(windows={w.id: w for w in window_rows[-1:]}), False)  # listed again, its state unchanged (a camera's health, say)
+    written = settled(sink)["written"]
     sink.close()
+    alert_points = len(alert_lines("demo", [a for b in batches for a in b.alerts]))
+    states = {(w.id, w.state, w.state_since) for w in window_rows}
+    assert written == alert_points + len(states), f"one point per window state, not per listing ({len(window_rows) + 1} listings)"
 
     samples = exported(vm, '{__name__=~"alert_.*|window_state_.*", window="w02"}')
     tags = dict(hall="demo", window="w02", type="vacant")
@@ -250,7 +196,7 @@ def test_many_events_make_few_http_writes(vm: VictoriaProcess, tmp_path: Path) -
 
     assert stats["written"] == 6000, "one point (line) per event"
     assert stats["batches"] <= 8, f"6,000 points in batches of 1000 need 6 writes, not one per call: {stats}"
-    assert wait_exported(vm, 12000) == expected(events), "occupied and confidence: two samples per point"
+    assert wait_exported(vm, 12000, ALL) == expected(events), "occupied and confidence: two samples per point"
 
 
 # --------------------------------------------------------------------------
@@ -311,7 +257,7 @@ def _outage_run(vm: VictoriaProcess, tmp_path: Path, down_s: float) -> dict[str,
     sink.close()
 
     want = expected(producer.events)
-    got = wait_exported(vm, points_in(want), timeout=60)
+    got = wait_exported(vm, points_in(want), ALL, timeout=60)
     assert got == want, "every point present, once, with its values"
     during = producer.points_between(stopped, restarted)
     assert stats["spooled"] >= during, "what was produced while the server was down went through the spool"
@@ -370,7 +316,7 @@ def test_spool_survives_a_sink_restart(tmp_path: Path) -> None:
         second.close()
         assert (stats["replayed"], stats["written"], stats["pending"]) == (300, 0, 0)
         assert list(spool.iterdir()) == []
-        assert wait_exported(vm, 300) == expected(events)
+        assert wait_exported(vm, 300, ALL) == expected(events)
 
 
 def test_bounded_spool_drops_the_oldest_counted_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -397,7 +343,7 @@ def test_bounded_spool_drops_the_oldest_counted_and_logged(tmp_path: Path, caplo
         settled(replay)
         replay.close()
         kept = events[stats["dropped"] :]
-        assert wait_exported(vm, len(kept)) == expected(kept), "the newest points are kept, the oldest dropped"
+        assert wait_exported(vm, len(kept), ALL) == expected(kept), "the newest points are kept, the oldest dropped"
 
 
 def test_spool_segments_keep_their_order(tmp_path: Path) -> None:
@@ -443,7 +389,7 @@ def test_wrong_token_is_spooled_then_written_once_accepted(tmp_path: Path) -> No
         vm.start()
         stats = settled(sink)
         assert (stats["replayed"], stats["pending"]) == (50, 0)
-        assert wait_exported(vm, 50) == expected(events)
+        assert wait_exported(vm, 50, ALL) == expected(events)
     finally:
         sink.close()
         vm.stop()
@@ -457,13 +403,13 @@ def test_wrong_url_is_spooled_and_replayed_by_the_corrected_sink(vm: VictoriaPro
     wait_for(lambda: wrong.stats()["spooled"] == 40, 30, "the refused batch in the spool")
     wrong.close()
     assert "(400)" in (wrong.stats()["last_error"] or "") and wrong.stats()["pending"] == 40
-    assert exported(vm) == {}
+    assert exported(vm, ALL) == {}
 
     fixed = make_sink(vm.url, tmp_path / "spool")
     fixed.start()
     assert settled(fixed)["replayed"] == 40
     fixed.close()
-    assert wait_exported(vm, 40) == expected(events)
+    assert wait_exported(vm, 40, ALL) == expected(events)
 
 
 def test_unsafe_or_empty_token_file_is_refused(tmp_path: Path) -> None:
