@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request, Response
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from broker.protocol import Command, encode
@@ -44,6 +46,8 @@ ID_PATTERN = r"^[a-z0-9][a-z0-9-]{7,63}$"
 IDENT = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 PURGE_EVERY_S = 3600.0
 Cause = Literal["vacancy", "request"]
+PART = ".part"
+"""The suffix of a picture being stored (its row not yet committed)."""
 
 
 class EvidenceStore:
@@ -62,27 +66,39 @@ class EvidenceStore:
         return self.directory / f"{evidence_id}.jpg"
 
     def add(self, evidence_id: str, device_id: str, window_id: str, taken_at: datetime, cause: Cause, picture: bytes) -> bool:
-        """Keep one picture; False when this id is already stored (a retried upload)."""
-        with Session(self.engine) as session, session.begin():
+        """Keep one picture; False when this id is already stored (a retried upload, or one sent twice at once).
+
+        The picture is written to a temporary file that takes its name only once its row is committed,
+        so two uploads of one id racing each other give one picture and a "stored already", never an
+        error, and a failed commit leaves no file behind."""
+        with Session(self.engine) as session:
             if session.get(EvidenceRow, evidence_id) is not None:
                 return False
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path = self.path(evidence_id)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{evidence_id}.", suffix=PART)  # mode 0600
+        try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(picture)
-            session.add(
-                EvidenceRow(
-                    id=evidence_id,
-                    device_id=device_id,
-                    window_id=window_id,
-                    taken_at=taken_at,
-                    received_at=self.clock(),
-                    cause=cause,
-                    size=len(picture),
-                    sha256=hashlib.sha256(picture).hexdigest(),
+            with Session(self.engine) as session, session.begin():
+                session.add(
+                    EvidenceRow(
+                        id=evidence_id,
+                        device_id=device_id,
+                        window_id=window_id,
+                        taken_at=taken_at,
+                        received_at=self.clock(),
+                        cause=cause,
+                        size=len(picture),
+                        sha256=hashlib.sha256(picture).hexdigest(),
+                    )
                 )
-            )
+        except IntegrityError:
+            os.unlink(temporary)
+            return False
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        os.replace(temporary, self.path(evidence_id))
         return True
 
     def get(self, evidence_id: str) -> tuple[EvidenceRow, bytes] | None:
@@ -117,6 +133,11 @@ class EvidenceStore:
                 session.execute(delete(EvidenceRow).where(EvidenceRow.id.in_(old)))
         for evidence_id in old:
             self.path(evidence_id).unlink(missing_ok=True)
+        if self.directory.exists():  # an upload cut off by a crash between its file and its row
+            stale = time.time() - 3600
+            for part in self.directory.glob(f".*{PART}"):
+                if part.stat().st_mtime < stale:
+                    part.unlink(missing_ok=True)
         if old:
             log.info("evidence: %d pictures older than %d days deleted", len(old), self.retention.days)
         return len(old)

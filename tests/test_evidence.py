@@ -13,6 +13,7 @@ import os
 import stat
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -199,6 +200,29 @@ def test_a_camera_uploads_once_and_the_office_sees_the_same_bytes(hall: Hall) ->
             "sha256": hashlib.sha256(picture).hexdigest(),
         }
     ], "one row, times in hall time"
+
+
+def test_one_id_uploaded_many_times_at_once_is_stored_once_without_an_error(db_url: str, tmp_path: Path) -> None:
+    """A camera that retries while its first upload is still being stored: one picture, the others told
+    "stored already", no half-written file left, on SQLite and PostgreSQL."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    store = EvidenceStore(engine, tmp_path / "evidence", RETENTION_DAYS, Clock())
+    start = threading.Barrier(8)
+    pictures = [_picture(seed) for seed in range(8)]
+
+    def upload(picture: bytes) -> bool:
+        start.wait()
+        return store.add("evidence-race-01", "cam-01", "w01", datetime.fromisoformat(TAKEN), "vacancy", picture)
+
+    with ThreadPoolExecutor(8) as pool:
+        stored = list(pool.map(upload, pictures))
+    assert stored.count(True) == 1, stored
+    kept = store.get("evidence-race-01")
+    assert kept is not None and kept[1] == pictures[stored.index(True)], "the row and the file are the same upload"
+    assert kept[0].sha256 == hashlib.sha256(kept[1]).hexdigest()
+    assert sorted(p.name for p in store.directory.iterdir()) == ["evidence-race-01.jpg"]
+    engine.dispose()
 
 
 def test_the_listing_is_newest_first_and_filters_by_window(hall: Hall) -> None:
