@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo
 
 from broker.config_file import load_toml
 from broker.connection import BrokerSettings
 from broker.protocol import DeviceKind, Ident
+
+
+CONFIG_DIR = "config_dir"
+"""The validation-context key (and source factory keyword) holding the agent file's folder."""
+
+
+def _from_config_dir(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get(CONFIG_DIR)
+    return value if value.is_absolute() or base is None else (base / value).resolve()
+
+
+def _camera_from_config_dir(value: str, info: ValidationInfo) -> str:
+    if value.isdigit() or "://" in value:
+        return value  # a USB camera index or a stream URL
+    return str(_from_config_dir(Path(value), info))
+
+
+ConfigPath = Annotated[Path, AfterValidator(_from_config_dir)]
+"""A path in a ``[[sources]]`` entry: a relative one is taken from the agent file's folder, as the outbox
+path is, so an agent started from any directory (systemd, a shell elsewhere) finds its files.  Options
+models validate with ``context={CONFIG_DIR: folder}``."""
+
+CameraSpec = Annotated[str, Field(min_length=1, description="USB camera index, rtsp:// URL or a video file"), AfterValidator(_camera_from_config_dir)]
+"""A camera: a USB index and a URL as written, a video file like a :data:`ConfigPath`."""
 
 
 class DeviceSettings(BaseModel):
@@ -47,6 +71,12 @@ class AgentSettings(BaseModel):
     reconnect_max_s: float = Field(default=30.0, gt=0)
     inflight_max: int = Field(default=100, ge=1, le=1000)
     sources: list[SourceSettings] = Field(default_factory=list)
+    _config_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def config_dir(self) -> Path | None:
+        """The agent file's folder (None for settings not loaded from a file): relative paths start there."""
+        return self._config_dir
 
     def source_options(self, index: int) -> dict[str, Any]:
         """A source's own keys (everything but ``kind``)."""
@@ -54,8 +84,9 @@ class AgentSettings(BaseModel):
 
 
 def load_agent_settings(path: Path) -> AgentSettings:
-    """Load an agent file; relative outbox paths are taken from the file's folder."""
+    """Load an agent file; relative paths (the outbox, and a source's :data:`ConfigPath` keys) are taken from the file's folder."""
     settings = load_toml(path, AgentSettings)
+    settings._config_dir = path.parent.resolve()
     if not settings.outbox.path.is_absolute():
-        settings.outbox.path = (path.parent / settings.outbox.path).resolve()
+        settings.outbox.path = (settings._config_dir / settings.outbox.path).resolve()
     return settings

@@ -4,7 +4,8 @@ A source is a callable ``source(runtime, stop)`` that runs on its own
 thread, calls ``runtime.emit(body)`` for each observation and returns when
 ``stop`` is set.  Packages register factories under the ``hallwatch.sources``
 entry-point group; an agent's configuration names them by ``kind`` and passes
-the remaining keys to the factory.
+the remaining keys to the factory, with ``config_dir`` (the agent file's
+folder, for relative paths: :data:`agent.config.ConfigPath`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def load_sources(settings: AgentSettings) -> list[Source]:
         factory: SourceFactory = entry.load()
         options: dict[str, Any] = settings.source_options(index)
         try:
-            sources.append(factory(**options))
+            sources.append(factory(config_dir=settings.config_dir, **options))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"sources[{index}] ({spec.kind}): {exc}") from None
     return sources

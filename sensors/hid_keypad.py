@@ -20,11 +20,13 @@ import logging
 import select
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from evdev import InputDevice, InputEvent, ecodes, list_devices
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent.config import CONFIG_DIR
 from broker.protocol import Ident
 from sensors.evaluator_frames import KeypadMessage, Pause, Rating
 from sensors.serial_evaluator import READ_TIMEOUT_S, Backoff, KeypadSession, keep_connected, misconfigured
@@ -154,9 +156,9 @@ class HidKeypad:
                     self.session.handle(message)
 
 
-def evaluator_hid_source(**options: object) -> Callable[[AgentRuntime, threading.Event], None]:
+def evaluator_hid_source(config_dir: Path | None = None, **options: object) -> Callable[[AgentRuntime, threading.Event], None]:
     """Entry point ``hallwatch.sources: evaluator_hid``: key presses → ratings and pauses."""
-    settings = HidKeypadOptions.model_validate(options)
+    settings = HidKeypadOptions.model_validate(options, context={CONFIG_DIR: config_dir})
     keymap = KeyMap(settings.keys)
 
     def source(runtime: AgentRuntime, stop: threading.Event) -> None:

@@ -37,6 +37,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.config import CONFIG_DIR, ConfigPath
 from broker.key_files import read_key_file
 from broker.protocol import ClerkLoginBody, Event, PauseBody, RatingBody, TicketBody
 
@@ -62,7 +63,7 @@ class QueueWebhookOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    token_file: Path = Field(description="the bearer token, in a file only its owner can read (chmod 600)")
+    token_file: ConfigPath = Field(description="the bearer token, in a file only its owner can read (chmod 600)")
     host: IPv4Address | IPv6Address = IPv4Address("127.0.0.1")
     """Where to listen; the default takes requests from this box only.  Use the intranet address if the queue system runs elsewhere."""
     port: int = Field(default=8790, ge=1, le=65535)
@@ -201,13 +202,13 @@ def _serve_until(server: uvicorn.Server, sock: socket.socket, stop: threading.Ev
         sock.close()
 
 
-def queue_webhook_source(**options: object) -> Callable[[AgentRuntime, threading.Event], None]:
+def queue_webhook_source(config_dir: Path | None = None, **options: object) -> Callable[[AgentRuntime, threading.Event], None]:
     """Entry point ``hallwatch.sources: queue_webhook``: HTTP pushes → tickets, ratings, pauses, logins.
 
     The token file is read at agent start: a missing, unsafe (not 0600) or
     short token fails there, naming the file.
     """
-    settings = QueueWebhookOptions.model_validate(options)
+    settings = QueueWebhookOptions.model_validate(options, context={CONFIG_DIR: config_dir})
     token = read_token(settings.token_file)
     where = f"{settings.host}:{settings.port}"
 

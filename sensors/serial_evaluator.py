@@ -24,11 +24,13 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 import serial
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent.config import CONFIG_DIR
 from broker.protocol import Body, ClerkLoginBody, Ident, PauseBody, RatingBody
 from sensors.evaluator_frames import FrameFormat, KeypadMessage, Login, Pause, Rating, load_format
 
@@ -249,13 +251,13 @@ class SerialEvaluator:
                 port.write(reply)
 
 
-def evaluator_serial_source(**options: object) -> Callable[[AgentRuntime, threading.Event], None]:
+def evaluator_serial_source(config_dir: Path | None = None, **options: object) -> Callable[[AgentRuntime, threading.Event], None]:
     """Entry point ``hallwatch.sources: evaluator_serial``: keypad frames → ratings, pauses, logins.
 
     Bad options (an unknown format, a vendor class that cannot be imported)
     fail at agent start naming the key.
     """
-    settings = SerialEvaluatorOptions.model_validate(options)
+    settings = SerialEvaluatorOptions.model_validate(options, context={CONFIG_DIR: config_dir})
     format_class = load_format(settings.format)
 
     def source(runtime: AgentRuntime, stop: threading.Event) -> None:

@@ -41,7 +41,7 @@ def calibrate(
     """Take the empty-seat reference, draw the regions, and check that each seat is covered."""
     import cv2
 
-    from agent.config import load_agent_settings
+    from agent.config import CONFIG_DIR, load_agent_settings
     from broker.config_file import ConfigError
     from vision.seat_calibration import check, draw, grab, median_frame
     from vision.seat_camera import WindowCameraOptions, load_reference
@@ -57,7 +57,7 @@ def calibrate(
     if index not in cameras:
         raise _error(f"{agent_file}: sources[{index}] is not a window_camera (those are {cameras})")
     try:
-        options = WindowCameraOptions.model_validate(settings.source_options(index))
+        options = WindowCameraOptions.model_validate(settings.source_options(index), context={CONFIG_DIR: settings.config_dir})
     except ValueError as exc:
         raise _error(f"{agent_file}: sources[{index}]: {exc}") from None
     regions, customer = options.regions(), options.customer_polygons()

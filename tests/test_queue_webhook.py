@@ -14,7 +14,7 @@ from mosquitto_proc import free_port
 from agent_sources import recorded, running
 from procs import wait_for
 
-from agent.config import AgentSettings
+from agent.config import AgentSettings, load_agent_settings
 from agent.runtime import AgentRuntime
 from agent.sources import load_sources
 from broker.config_file import ConfigError
@@ -232,3 +232,26 @@ def test_an_unsafe_or_weak_token_file_fails_at_start_naming_it(tmp_path: Path) -
             load_sources(settings(token_file=str(bad)))
     with pytest.raises(ConfigError, match=r"(?s)sources\[0\] \(queue_webhook\):.*host"):
         load_sources(settings(token_file=str(path), host="hall-gateway.local"))
+
+
+def test_a_relative_token_file_is_taken_from_the_agent_files_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """systemd starts the agent in /; `token_file = "webhook.token"` still means the one beside the agent file."""
+    folder = tmp_path / "etc-hallwatch"
+    folder.mkdir()
+    token_file(folder)
+    agent_file = folder / "qg-01.toml"
+    agent_file.write_text(
+        '[device]\nhall_id = "demo"\ndevice_id = "qg-01"\nkind = "queue_gateway"\nwindows = ["w01"]\n'
+        '[outbox]\npath = "qg-01.db"\n'
+        '[[sources]]\nkind = "queue_webhook"\ntoken_file = "webhook.token"\n',
+        encoding="utf-8",
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = load_agent_settings(agent_file)
+    assert settings.config_dir == folder.resolve()
+    assert len(load_sources(settings)) == 1, "found beside the agent file, not in the working directory"
+    (folder / "webhook.token").unlink()
+    with pytest.raises(ConfigError, match=rf"sources\[0\] \(queue_webhook\): {folder.resolve() / 'webhook.token'}"):
+        load_sources(settings)

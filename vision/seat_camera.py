@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent.config import CONFIG_DIR, CameraSpec, ConfigPath
 from agent.evidence_spool import EvidenceSpool
 from agent.gallery_sync import GallerySync
 from broker.protocol import Ident, SeatBody, SeatHeartbeatBody
@@ -68,8 +69,8 @@ class WindowCameraOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    camera: str = Field(min_length=1, description="USB camera index, rtsp:// URL or a video file")
-    reference: Path = Field(description="the empty-seat picture captured by `hallwatch camera calibrate`")
+    camera: CameraSpec
+    reference: ConfigPath = Field(description="the empty-seat picture captured by `hallwatch camera calibrate`")
     seats: list[SeatSpec] = Field(min_length=1, max_length=8)
     customer: list[list[tuple[int, int]]] = Field(default_factory=list, description="customer-side polygons: always blurred, never a seat")
     fps: float = Field(default=5.0, gt=0, le=30)
@@ -81,9 +82,9 @@ class WindowCameraOptions(BaseModel):
     face_min_px: int = Field(default=60, ge=20, le=400)
     """Smallest face used to identify the seated person."""
     server_url: str | None = Field(default=None, pattern=r"^https?://")
-    evidence_dir: Path | None = None
+    evidence_dir: ConfigPath | None = None
     """Where snapshots wait for upload (needs ``server_url``); none: no evidence."""
-    gallery_dir: Path | None = None
+    gallery_dir: ConfigPath | None = None
     """Where the face gallery is kept (needs ``server_url``); none: the seated person is not identified."""
     identify_every_s: float = Field(default=180.0, ge=10, le=86400)
     identify_window_s: float = Field(default=10.0, ge=1, le=120)
@@ -277,14 +278,14 @@ def run(
             stop.wait(max(0.0, camera.period - (time.monotonic() - started)))
 
 
-def window_camera_source(**options: object) -> Callable[[AgentRuntime, threading.Event], None]:
+def window_camera_source(config_dir: Path | None = None, **options: object) -> Callable[[AgentRuntime, threading.Event], None]:
     """Entry point ``hallwatch.sources: window_camera``: camera → seat states, identity, evidence.
 
     Bad options, a missing reference picture or a seat outside the picture
     fail at start with the key that is wrong.  Identification needs the
     gallery keys (HALLWATCH_GALLERY_KEY_FILE, HALLWATCH_GALLERY_VERIFY_KEY_FILE).
     """
-    settings = WindowCameraOptions.model_validate(options)
+    settings = WindowCameraOptions.model_validate(options, context={CONFIG_DIR: config_dir})
     reference = load_reference(settings.reference)
     customer = settings.customer_polygons()
     face_finder = hog_faces(upsample=settings.face_upsample, min_face_px=max(20, settings.face_min_px // 2))

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.config import CONFIG_DIR, CameraSpec, ConfigPath
 from agent.gallery_sync import GallerySync
 from broker.protocol import PunchBody
 from vision.camera import Camera
@@ -304,9 +305,9 @@ class FaceTerminalOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    camera: str = Field(min_length=1, description="USB camera index, rtsp:// URL or a video file")
+    camera: CameraSpec
     server_url: str = Field(pattern=r"^https?://", description="the HallWatch server, for the gallery download")
-    gallery_dir: Path
+    gallery_dir: ConfigPath
     fps: float = Field(default=5.0, gt=0, le=30)
     debounce_s: float = Field(default=60.0, ge=0, le=3600)
     vote_need: int = Field(default=3, ge=1, le=10)
@@ -318,13 +319,13 @@ class FaceTerminalOptions(BaseModel):
     challenge_timeout_s: float = Field(default=8.0, gt=0, le=60)
 
 
-def face_terminal_source(**options: object) -> Callable[[AgentRuntime, threading.Event], None]:
+def face_terminal_source(config_dir: Path | None = None, **options: object) -> Callable[[AgentRuntime, threading.Event], None]:
     """Entry point ``hallwatch.sources: face_terminal``: camera → decisions → punches, gallery kept in sync.
 
     Keys come from HALLWATCH_GALLERY_KEY_FILE and HALLWATCH_GALLERY_VERIFY_KEY_FILE
     (bad options or keys fail at start, naming the key or file).
     """
-    settings = FaceTerminalOptions.model_validate(options)
+    settings = FaceTerminalOptions.model_validate(options, context={CONFIG_DIR: config_dir})
     keys = TerminalKeys.from_env()
 
     def source(runtime: AgentRuntime, stop: threading.Event) -> None:
