@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -309,13 +310,27 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
         await socket.accept()
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(Hub.QUEUE_MAX)
         hub.clients.add(queue)
-        try:
+
+        async def forward() -> None:
             while (message := await queue.get()) is not None:
                 await socket.send_json(message)
-        except (WebSocketDisconnect, RuntimeError):
-            pass  # the page went away
+
+        async def until_closed() -> None:
+            # The page sends nothing; listening is how a closed page (or the server shutting down)
+            # is noticed at once rather than at the next message, which a quiet hall may not send.
+            while (await socket.receive())["type"] != "websocket.disconnect":
+                pass
+
+        tasks = {asyncio.create_task(forward()), asyncio.create_task(until_closed())}
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             hub.clients.discard(queue)
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                    await task  # the page went away
 
     app.include_router(api)
     app.include_router(patrol_router(patrols, authority))
