@@ -46,7 +46,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
-from typing import Literal
+from typing import Literal, get_args
 
 from broker.timeutil import HALL_TZ
 from server.rules.calendar import WorkCalendar
@@ -54,7 +54,7 @@ from server.rules.policy import MonthlyEscalation, Policy, Session
 from server.rules.supervision import Interval
 
 PunchMethod = Literal["face", "pin", "card", "makeup"]
-METHODS: tuple[PunchMethod, ...] = ("face", "pin", "card", "makeup")
+METHODS: tuple[PunchMethod, ...] = get_args(PunchMethod)
 
 Status = Literal[
     "normal",
@@ -67,17 +67,7 @@ Status = Literal[
     "non_working",
     "pending",
 ]
-STATUSES: tuple[Status, ...] = (
-    "normal",
-    "late",
-    "early_leave",
-    "late_and_early_leave",
-    "missing_punch",
-    "absent",
-    "on_leave",
-    "non_working",
-    "pending",
-)
+STATUSES: tuple[Status, ...] = get_args(Status)
 STATUS_ZH: dict[str, str] = {
     "normal": "正常",
     "late": "迟到",
