@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.logging import RichHandler
 
 from broker.config_file import ConfigError
@@ -54,7 +55,7 @@ def _logging(verbose: bool) -> None:
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # never broken inside a file name; [x] kept as text
     raise typer.Exit(2)
 
 

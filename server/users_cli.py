@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from server.users import ROLE_ZH, ROLES, UserError, UserStore
@@ -62,7 +63,7 @@ def _run(action: str, call: object) -> None:
     try:
         call()  # type: ignore[operator]
     except UserError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     console.print(action)
 

@@ -16,6 +16,12 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Commands print for a terminal 200 columns wide, whatever runs the tests: rich otherwise asks the
+    terminal (or takes 80 without one), and a table's layout would depend on who ran the suite."""
+    os.environ["COLUMNS"] = "200"
+
+
 def require(condition: bool, reason: str) -> None:
     """Skip (locally) or fail (in CI) when a system component is missing."""
     if condition:
