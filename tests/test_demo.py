@@ -37,7 +37,7 @@ def test_demo_page_answers_and_windows_change_state(tmp_path: Path) -> None:
         assert listing.stat().st_mode & 0o077 == 0, "the demo's passwords are for its owner only"
         accounts = dict(line.split("\t")[:2] for line in listing.read_text().splitlines() if not line.startswith("#"))
         assert set(accounts) == {"admin", "office", "patrol", "lead", "viewer"}
-        assert accounts["office"] in demo.log(), "printed once at the first start"
+        assert accounts["office"] in demo.log_path.read_text(), "printed once at the first start"
         assert httpx.get(f"{base}/api/windows").status_code == 401
         office, viewer = httpx.Client(base_url=base), httpx.Client(base_url=base)
         for client, name in ((office, "office"), (viewer, "viewer")):

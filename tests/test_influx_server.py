@@ -184,7 +184,7 @@ def hall(tmp_path: Path) -> Iterator[Hall]:
             for device in devices.values():
                 device.close()
             server.terminate()
-        assert "Traceback" not in server.log(), server.log()
+        assert "Traceback" not in server.log_path.read_text(), server.log()
 
 
 # --------------------------------------------------------------------------
