@@ -264,9 +264,14 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
 
     leave_writer = Depends(authority.require("leaves.write"))
 
+    window_ids = {w.id for w in hall.windows}
+
     def register_leaves(entries: list[LeaveEntry], by: Principal) -> list[int]:
-        """All or nothing: a window lead registers only for their own department's windows."""
-        authority.check_scope(by, hall.departments_of(e.window_id for e in entries), "window " + ", ".join(sorted({e.window_id for e in entries})))
+        """All or nothing: a window lead registers only for their own department's windows.  The scope is
+        checked once every window is known (an unknown one is a 422 naming it, for everyone)."""
+        named = {e.window_id for e in entries}
+        if named and named <= window_ids:
+            authority.check_scope(by, hall.departments_of(named), "window " + ", ".join(sorted(named)))
         try:
             return register.add(entries)
         except RegisterError as exc:

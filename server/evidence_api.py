@@ -70,15 +70,14 @@ class EvidenceStore:
 
         The picture is written to a temporary file that takes its name only once its row is committed,
         so two uploads of one id racing each other give one picture and a "stored already", never an
-        error, and a failed commit leaves no file behind."""
-        with Session(self.engine) as session:
-            if session.get(EvidenceRow, evidence_id) is not None:
-                return False
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{evidence_id}.", suffix=PART)  # mode 0600
+        error, and a failed commit leaves no file behind.  Should the file not arrive after its row
+        (the disk filled, the server died in between), the camera's retry of the same picture puts it
+        in place."""
+        digest = hashlib.sha256(picture).hexdigest()
+        if self._stored(evidence_id, digest, picture):
+            return False
+        temporary = self._temporary(evidence_id, picture)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(picture)
             with Session(self.engine) as session, session.begin():
                 session.add(
                     EvidenceRow(
@@ -89,17 +88,46 @@ class EvidenceStore:
                         received_at=self.clock(),
                         cause=cause,
                         size=len(picture),
-                        sha256=hashlib.sha256(picture).hexdigest(),
+                        sha256=digest,
                     )
                 )
         except IntegrityError:
-            os.unlink(temporary)
+            temporary.unlink()
             return False
         except BaseException:
-            os.unlink(temporary)
+            temporary.unlink()
             raise
-        os.replace(temporary, self.path(evidence_id))
+        self._move(temporary, evidence_id)
         return True
+
+    def _stored(self, evidence_id: str, digest: str, picture: bytes) -> bool:
+        """Is there a row for this id?  A row without its file gets this picture if it is the same one."""
+        with Session(self.engine) as session:
+            stored = session.scalar(select(EvidenceRow.sha256).where(EvidenceRow.id == evidence_id))
+        if stored is None:
+            return False
+        if stored == digest and not self.path(evidence_id).exists():
+            self._move(self._temporary(evidence_id, picture), evidence_id)
+            log.warning("evidence %s: its picture was missing; the camera's retry put it in place", evidence_id)
+        return True
+
+    def _temporary(self, evidence_id: str, picture: bytes) -> Path:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.directory, prefix=f".{evidence_id}.", suffix=PART)  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(picture)
+        except BaseException:
+            os.unlink(name)
+            raise
+        return Path(name)
+
+    def _move(self, temporary: Path, evidence_id: str) -> None:
+        try:
+            os.replace(temporary, self.path(evidence_id))
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
 
     def get(self, evidence_id: str) -> tuple[EvidenceRow, bytes] | None:
         with Session(self.engine) as session:

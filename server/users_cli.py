@@ -51,12 +51,16 @@ def _known(department: str | None, hall_file: Path | None) -> str | None:
     """``department`` when the hall file (if given) has a window of it; a misspelt one would lock the lead out."""
     if department is None or hall_file is None:
         return department
+    from broker.config_file import ConfigError
     from server.hall import load_hall
 
-    names = sorted({w.department for w in load_hall(hall_file).windows})
+    try:
+        names = sorted({w.department for w in load_hall(hall_file).windows})
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
     if department.strip() not in names:
         raise UserError(f"department {department!r} is not in {hall_file}; its departments are {', '.join(names)}")
-    return department
+    return department.strip()
 
 
 def _run(action: str, call: object) -> None:
@@ -65,7 +69,7 @@ def _run(action: str, call: object) -> None:
     except UserError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
-    console.print(action)
+    console.print(escape(action))  # names and departments are text, never markup
 
 
 @user_app.command("add")
@@ -106,7 +110,7 @@ def list_users(db: Db = DEFAULT_DB) -> None:
     for user in _store(db).users():
         role = str(user["role"])
         table.add_row(
-            str(user["username"]), f"{role} {ROLE_ZH[role]}", str(user["department"] or ""), "disabled" if user["disabled"] else "", str(user["created_at"])[:19]  # type: ignore[index]
+            str(user["username"]), f"{role} {ROLE_ZH[role]}", escape(str(user["department"] or "")), "disabled" if user["disabled"] else "", str(user["created_at"])[:19]  # type: ignore[index]
         )
     Console().print(table)
 

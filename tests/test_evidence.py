@@ -225,6 +225,24 @@ def test_one_id_uploaded_many_times_at_once_is_stored_once_without_an_error(db_u
     engine.dispose()
 
 
+def test_a_picture_whose_file_failed_after_its_row_is_put_in_place_by_the_retry(hall: Hall) -> None:
+    """The disk refuses the file once its row is stored (here: a folder in the way); the upload fails, the
+    camera keeps the picture and retries; the retry of the same picture fills the row, another does not."""
+    store, picture, taken = hall.store, _picture(3), datetime.fromisoformat(TAKEN)
+    blocker = store.path("evidence-fault-01")
+    blocker.mkdir(parents=True)
+    with pytest.raises(OSError):
+        store.add("evidence-fault-01", "cam-01", "w01", taken, "vacancy", picture)
+    blocker.rmdir()
+    assert store.get("evidence-fault-01") is None and not list(store.directory.glob(".*.part")), "no picture yet, nothing half-written"
+    assert store.add("evidence-fault-01", "cam-01", "w01", taken, "vacancy", _picture(4)) is False
+    assert store.get("evidence-fault-01") is None, "other bytes never fill the row"
+    assert store.add("evidence-fault-01", "cam-01", "w01", taken, "vacancy", picture) is False, "stored already"
+    kept = store.get("evidence-fault-01")
+    assert kept is not None and kept[1] == picture
+    assert sorted(p.name for p in store.directory.iterdir()) == ["evidence-fault-01.jpg"]
+
+
 def test_the_listing_is_newest_first_and_filters_by_window(hall: Hall) -> None:
     uploads = [
         ("evidence-0001", "cam-01", "w01", "2026-03-02T09:00:00+08:00"),

@@ -226,6 +226,9 @@ def test_a_window_lead_changes_only_their_own_departments_records(server) -> Non
     mixed = [leave | {"person_id": "c02", "window_id": "w02"}, leave | {"person_id": "c03", "window_id": "w03"}]
     assert client.post("/api/leaves", json=mixed, headers=market).status_code == 403, "all or nothing: one foreign window refuses the lot"
     assert client.post("/api/leaves", json=mixed, headers=session_headers(engine, "office")).status_code == 200, "the office answers for the hall"
+    assert client.post("/api/leaves", json=[], headers=market).json() == {"ids": []}, "nothing to register is no one's business"
+    mistyped = client.post("/api/leaves", json=[leave | {"person_id": "c01", "window_id": "w1"}], headers=market)
+    assert mistyped.status_code == 422 and "w1" in mistyped.text, "an unknown window is a mistake to fix, as for everyone, not a refusal"
     makeup = {"claimed_at": "2026-03-02T08:58:00+08:00", "reason": "人脸识别失败"}
     foreign = client.post("/api/attendance/makeups", json=makeup | {"person_id": "c03"}, headers=market)
     assert foreign.status_code == 403 and "clerk c03 belongs to 人社局" in foreign.json()["detail"]
@@ -325,6 +328,8 @@ def test_the_user_commands(tmp_path: Path) -> None:
     assert hallwatch("add", "wang", "--role", "lead", "--department", "市场监管局", "--hall", hall, "--password-file", str(secret)).returncode == 0
     assert hallwatch("department", "wang", "人社局", "--hall", hall).returncode == 0
     assert "人社局" in hallwatch("list").stdout
+    no_hall = hallwatch("department", "wang", "税务局", "--hall", str(tmp_path / "absent.toml"))
+    assert no_hall.returncode == 2 and "absent.toml" in no_hall.stderr and "Traceback" not in no_hall.stderr
     stray = hallwatch("department", "li", "人社局")
     assert stray.returncode == 2 and "only a window lead has a department" in stray.stderr
 

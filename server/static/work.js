@@ -28,7 +28,7 @@
       noFindings: "本轮未发现问题。", checklist: "检查清单", state: "状态", inProgress: "进行中",
       cause: "原因", taken: "拍摄时间", vacancy: "空岗", request: "调取", picture: "证据照片", of: "的",
       role: "角色", findings: "巡查发现", noFindingsAll: "没有巡查发现。", origin: "来源", origin_device: "设备告警", origin_officer: "巡查员记录",
-      basis: "依据", disputeBy: "异议期限", needReason: "请先填写理由。", otherDepartment: "（其他部门的事项，只能查看）"
+      basis: "依据", disputeBy: "异议期限", needReason: "请先填写理由。", otherDepartment: "（其他部门的事项，只能查看）", noDepartment: "（您的账号尚未设置所属部门，请联系系统管理员）"
     },
     en: {
       title: "Work orders, patrols and evidence", back: "Back to live", review: "Review", orders: "Work orders", patrols: "Patrol records", evidence: "Evidence",
@@ -43,7 +43,7 @@
       noFindings: "No findings in this round.", checklist: "Checklist", state: "State", inProgress: "in progress",
       cause: "Cause", taken: "Taken at", vacancy: "vacancy", request: "requested", picture: "Evidence picture", of: "",
       role: "Role", findings: "Findings", noFindingsAll: "No findings.", origin: "Source", origin_device: "device alert", origin_officer: "recorded by an officer",
-      basis: "Rule", disputeBy: "Dispute by", needReason: "Write the reason first.", otherDepartment: "(another department's: read only)"
+      basis: "Rule", disputeBy: "Dispute by", needReason: "Write the reason first.", otherDepartment: "(another department's: read only)", noDepartment: "(your account has no department yet: ask the administrator)"
     }
   };
   var STATUS_EN = {
@@ -138,7 +138,7 @@
   // The note, one button per step the user may take, and a line for the API's refusal: for work orders and findings alike.
   // ``steps`` are those the role allows; a window lead sees them only on their own department's records.
   function stepBox(card, key, department, steps, onStep) {
-    if (steps.length && !mayChange(department)) { card.appendChild(el("p", "order-none", t("otherDepartment"))); return; }
+    if (steps.length && !mayChange(department)) { card.appendChild(el("p", "order-none", t(session.department ? "otherDepartment" : "noDepartment"))); return; }
     if (!steps.length) { card.appendChild(el("p", "order-none", t("noActions"))); return; }
     var actions = el("div", "order-actions");
     var label = el("label", null, t("note"));
@@ -160,12 +160,26 @@
     card.appendChild(problem);
   }
 
+  // One request at a time per card: its buttons wait for the answer (a double press would meet a 409).
   function take(key, url, body, problem, done) {
+    var buttons = problem.parentNode.querySelectorAll(".order-action");
+    function enable(on) { Array.prototype.forEach.call(buttons, function (b) { b.disabled = !on; }); }
+    enable(false);
     problem.textContent = "";
     post(url, body).then(function (changed) { delete errors[key]; done(changed); }, function (error) {
+      enable(true);
       errors[key] = error.status + " " + error.message;
       problem.textContent = errors[key];
     });
+  }
+
+  // After a step the card is drawn anew: focus its next step, or its title when none is left.
+  function focusCard(selector) {
+    var card = document.querySelector(selector);
+    var next = card && (card.querySelector(".order-action") || card.querySelector("h3"));
+    if (!next) return;
+    if (!next.matches("button")) next.tabIndex = -1;
+    next.focus();
   }
 
   function drawOrders(list) {
@@ -213,8 +227,7 @@
       orders = orders.map(function (o) { return o.id === changed.id ? changed : o; });
       drawOrders(orders);
       say("orders-status", t("done") + "#" + changed.id + " " + statusText(changed.status, changed.status_zh));
-      var next = document.querySelector('[data-order-id="' + changed.id + '"] .order-action');
-      if (next) next.focus();
+      focusCard('[data-order-id="' + changed.id + '"]');
     });
   }
 
@@ -272,9 +285,7 @@
       findings = findings.map(function (f) { return f.id === changed.id ? changed : f; });
       drawFindings(findings);
       say("findings-status", t("done") + "#" + changed.id + " " + findingStatus(changed));
-      var card = document.querySelector('[data-finding-id="' + changed.id + '"]');
-      var next = card && (card.querySelector(".order-action") || card.querySelector("h3"));
-      if (next) { if (!next.matches("button")) next.tabIndex = -1; next.focus(); }
+      focusCard('[data-finding-id="' + changed.id + '"]');
     });
   }
 
