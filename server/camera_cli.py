@@ -32,7 +32,7 @@ def _error(message: object) -> typer.Exit:
 @camera_app.command("calibrate")
 def calibrate(
     agent_file: Annotated[Path, typer.Argument(help="The camera's agent file (TOML) with a window_camera source.")],
-    source: Annotated[int, typer.Option(help="Which [[sources]] entry (0-based) when the file has several.")] = -1,
+    source: Annotated[int, typer.Option(help="Which \\[\\[sources]] entry (0-based) when the file has several.")] = -1,
     frames: Annotated[int, typer.Option(min=1, max=300, help="Frames to take; the reference is their median.")] = 15,
     at: Annotated[Optional[float], typer.Option(help="Seconds into a recording where the seats are empty.")] = None,
     drawing: Annotated[Optional[Path], typer.Option(help="Where to write the drawing (default: beside the reference, *-regions.png).")] = None,

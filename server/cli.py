@@ -79,7 +79,7 @@ def server(
     host: str = "127.0.0.1",
     port: int = 8000,
     data_dir: Annotated[Path, typer.Option(help="Server files outside the database (the sealed gallery, evidence pictures).")] = Path("var"),
-    passwd_file: Annotated[Optional[Path], typer.Option(help="The broker's passwd file: devices log in with it over HTTP (gallery download, evidence upload).")] = None,
+    passwd_file: Annotated[Optional[Path], typer.Option(help="The broker's passwd file: devices log in with it over HTTP (gallery download, evidence upload); required with --username, open without (the demo's embedded broker).")] = None,
     face_key_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_FACE_KEY_FILE", help="Face template key (hallwatch faces keys init).")] = None,
     gallery_key_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_GALLERY_KEY_FILE", help="Gallery encryption key.")] = None,
     signing_key_file: Annotated[Optional[Path], typer.Option(envvar="HALLWATCH_GALLERY_SIGNING_KEY_FILE", help="Gallery signing key.")] = None,
@@ -87,7 +87,7 @@ def server(
     session_idle_minutes: Annotated[int, typer.Option(min=1, max=1440, help="A login unused this long ends.")] = 30,
     session_hours: Annotated[int, typer.Option(min=1, max=168, help="A login ends this long after it began.")] = 12,
     evidence_days: Annotated[int, typer.Option(min=1, max=3650, help="Days an evidence picture is kept.")] = 30,
-    influx_url: Annotated[Optional[str], typer.Option(help="Export every event to this InfluxDB / VictoriaMetrics URL (docs/timeseries.md).")] = None,
+    influx_url: Annotated[Optional[str], typer.Option(help="Export events, window states and alerts to this InfluxDB / VictoriaMetrics URL (docs/timeseries.md).")] = None,
     influx_bucket: Annotated[str, typer.Option(help="InfluxDB bucket.")] = "hallwatch",
     influx_org: Annotated[str, typer.Option(help="InfluxDB organisation.")] = "hallwatch",
     influx_token_file: Annotated[Optional[Path], typer.Option(help="File holding the InfluxDB token (0600).")] = None,
@@ -99,6 +99,12 @@ def server(
     from server.users import SessionPolicy
 
     _logging(verbose)
+    if username is not None and passwd_file is None:
+        _fail(
+            "the broker has accounts (--username), so devices must log in over HTTP with them too "
+            "(evidence upload, gallery download): give --passwd-file, the broker's passwd file "
+            "(e.g. /etc/hallwatch/broker/passwd, from hallwatch broker add-server --auth-dir)"
+        )
     settings = ServerSettings(
         hall_file=hall,
         database_url=db,

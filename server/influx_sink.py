@@ -467,7 +467,9 @@ class InfluxSink:
         with self._lock:
             taken = self._spool.take()
             if taken is None:
-                if self._spooling and self._batching is not None:
+                # Live again only once the client holds nothing either: a batch it is still retrying
+                # would otherwise meet the outage again and switch back (or reach the spool late).
+                if self._spooling and self._batching is not None and self._counts["in_flight"] == 0:
                     self._spooling = False
                     log.info("time-series spool empty (%d points replayed in all); writing live to %s again", self._counts["replayed"], self.url)
                 return None

@@ -38,6 +38,10 @@ class HallClock:
     def __call__(self) -> datetime:
         return self.start + timedelta(seconds=time.monotonic() - self.began)
 
+    def jump(self, moment: datetime) -> None:
+        """Go on from ``moment`` (e.g. the evening, to see the hall close)."""
+        self.start, self.began = moment, time.monotonic()
+
 
 @contextmanager
 def served_hall(tmp_path: Path, hall_extra: str = "") -> Iterator[tuple[str, HallClock, int]]:

@@ -8,7 +8,8 @@ acknowledge button and the API refuses the viewer's POST too.  A rating
 pressed on ev-01 shows in the live page's "today" panel (今日考勤与评价) and
 in the review page's rating trend table (评价趋势); the review page draws
 c01's attendance calendar (考勤日历) for the month.  The screenshots in
-docs/img/ are taken on the way.
+docs/img/ are taken on the way.  When the hall's clock passes closing time,
+every tile and the summary say 关闭 — closed, not "unknown (device offline)".
 """
 
 from __future__ import annotations
@@ -257,3 +258,19 @@ def test_log_in_see_a_seat_event_within_2_s_acknowledge_by_keyboard_and_a_viewer
     finally:
         camera.close()
         evaluator.close()
+
+
+def test_after_service_hours_every_tile_says_closed_not_device_offline(hall, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, clock, _ = hall
+    driver = browser
+    _log_in(driver, url, "viewer")
+    assert _tile_state(driver, "w01") != "closed", "open at 09:10"
+    clock.jump(T0.replace(hour=18, minute=30))  # Monday evening: the hall has closed
+    WebDriverWait(driver, 15).until(
+        lambda d: d.execute_script("return Array.from(document.querySelectorAll('#window-grid [data-window-id]')).every(e => e.getAttribute('data-state') === 'closed')")
+    )
+    labels = {t.strip() for t in driver.execute_script("return Array.from(document.querySelectorAll('#window-grid .state-label')).map(e => e.textContent)")}
+    assert labels == {"关闭（非服务时间）"}, labels
+    assert "12" in _text(driver, '#summary [data-state="closed"]') and "0" in _text(driver, '#summary [data-state="unknown"]')

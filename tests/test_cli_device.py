@@ -58,6 +58,16 @@ def test_bad_hall_file_names_the_file_key_and_reason(tmp_path: Path) -> None:
     assert "hall.toml" in message and "windows.0.department" in message and "Field required" in message
 
 
+def test_a_server_on_a_broker_with_accounts_refuses_to_leave_device_endpoints_open(tmp_path: Path) -> None:
+    secret = tmp_path / "server.secret"
+    secret.write_text("x" * 20 + "\n")
+    secret.chmod(0o600)
+    result = _cli("server", "--username", "hallwatch-server", "--password-file", str(secret), "--db", f"sqlite:///{tmp_path}/hw.db", "--data-dir", str(tmp_path / "data"))
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2 and "--passwd-file" in message and "evidence upload" in message, message
+    assert not (tmp_path / "hw.db").exists(), "refused before anything is created"
+
+
 def test_broker_config_is_a_production_config(tmp_path: Path) -> None:
     result = _cli("broker", "config", "--auth-dir", str(tmp_path / "auth"), "--port", "1884")
     assert result.returncode == 0, result.stderr

@@ -54,7 +54,10 @@ def hall(tmp_path: Path, db_url: str):
             broker_url=broker.url,
             db_url=db_url,
             port=port,
-            extra=["--username", "hallwatch-server", "--password-file", str(server_pw), "--admin-token-file", str(admin_token_file(tmp_path))],
+            extra=[
+                "--username", "hallwatch-server", "--password-file", str(server_pw), "--passwd-file", str(auth.passwd_path),
+                "--admin-token-file", str(admin_token_file(tmp_path)),
+            ],
         ).start()
         try:
             api = f"http://127.0.0.1:{port}"

@@ -167,7 +167,7 @@ def hall(tmp_path: Path) -> Iterator[Hall]:
             db_url=f"sqlite:///{tmp_path}/hw.db",
             port=port,
             extra=[
-                "--username", "hallwatch-server", "--password-file", str(server_password),
+                "--username", "hallwatch-server", "--password-file", str(server_password), "--passwd-file", str(auth.passwd_path),
                 "--admin-token-file", str(admin_token_file(tmp_path)),
                 "--influx-url", vm.url, "--influx-bucket", BUCKET, "--influx-org", ORG,
                 "--influx-token-file", str(influx_token), "--influx-spool-dir", str(spool_dir),

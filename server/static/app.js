@@ -80,8 +80,8 @@
 
   var EVENT_LIMIT = 50;
   var DEFAULT_TZ = "Asia/Shanghai";
-  var STATES = ["staffed", "paused", "vacant", "unknown"];
-  var STATE_ICONS = { staffed: "✓", paused: "⏸\uFE0E", vacant: "✕", unknown: "?" };
+  var STATES = ["staffed", "paused", "vacant", "unknown", "closed"];
+  var STATE_ICONS = { staffed: "✓", paused: "⏸\uFE0E", vacant: "✕", unknown: "?", closed: "–" };
   var DEVICE_STATUS_ICONS = { online: "●", offline: "✕", stale: "!", never_seen: "–" };
   var DEVICE_STATUS_ORDER = { offline: 0, stale: 1, never_seen: 2, online: 3 };
   var HIDDEN_EVENT_TYPES = { seat_heartbeat: true, heartbeat: true };
@@ -112,6 +112,7 @@
       "state.paused": "暂停服务",
       "state.vacant": "空岗",
       "state.unknown": "状态未知（设备离线）",
+      "state.closed": "关闭（非服务时间）",
       "card.occupant": "在岗人员",
       "card.pauseReason": "暂停原因",
       "card.duration": "持续",
@@ -271,6 +272,7 @@
       "state.paused": "Paused",
       "state.vacant": "Vacant",
       "state.unknown": "Unknown (device offline)",
+      "state.closed": "Closed (not in service hours)",
       "card.occupant": "Clerk",
       "card.pauseReason": "Reason",
       "card.duration": "For",
@@ -644,7 +646,7 @@
   }
 
   function renderSummary() {
-    var counts = { staffed: 0, paused: 0, vacant: 0, unknown: 0 };
+    var counts = { staffed: 0, paused: 0, vacant: 0, unknown: 0, closed: 0 };
     windowOrder.forEach(function (id) { counts[normState(windows[id].state)]++; });
     var list = $("summary");
     clear(list);
