@@ -254,8 +254,11 @@ def test_a_finding_is_confirmed_disputed_and_decided_on_the_page_by_the_right_pe
     driver.get(f"{url}/work.html")
     WebDriverWait(driver, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, card + " .order-action"))
     assert offered(card) == ["uphold", "overturn"]
+    driver.find_element(By.CSS_SELECTOR, other + " textarea").send_keys("整改说明写了一半")
     _step(driver, card, "overturn", "录像显示在查询资料")
     status_becomes("overturned")
+    kept = driver.execute_script("return document.querySelector(arguments[0]).value", other + " textarea")
+    assert kept == "整改说明写了一半", "a step redraws its own card only: a note being written on another stays"
     history = _text(driver, card + " .order-history")
     assert history.count("·") >= 6 and "patrol" in history and "lead" in history and "office" in history, history
     assert api.get(f"/api/findings/{ours['id']}").json()["status"] == "overturned"

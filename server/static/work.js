@@ -187,37 +187,46 @@
     var box = $("order-list");
     box.textContent = "";
     say("orders-status", list.length ? "" : t("noOrders"));
-    list.forEach(function (o) {
-      var card = el("article", "order" + (o.overdue.length ? " is-overdue" : ""));
-      card.setAttribute("data-order-id", o.id);
-      card.setAttribute("data-status", o.status);
-      card.setAttribute("aria-labelledby", "order-" + o.id + "-title");
-      var title = el("h3");
-      title.id = "order-" + o.id + "-title";
-      title.appendChild(document.createTextNode("#" + o.id + " " + o.window_name + (o.department ? "（" + o.department + "）" : "") + " "));
-      title.appendChild(el("span", "order-status", statusText(o.status, o.status_zh)));
-      if (o.overdue.length) {
-        var late = el("span", "overdue", " ⚠ " + t("overdue") + "：" + o.overdue.map(function (k) { return t("overdue_" + k); }).join("、"));
-        title.appendChild(late);
-      }
-      card.appendChild(title);
-      var dl = el("dl");
-      field(dl, t("clerk"), o.clerk_id || "—");
-      field(dl, t("level"), (lang === "zh" ? o.level_zh : "★" + o.level) + "（" + o.level + "）");
-      field(dl, t("created"), when(o.rated_at));
-      field(dl, t("ticket"), o.ticket || "—");
-      field(dl, t("callbackDue"), o.callback_due || o.deadline_error || "—", o.overdue.indexOf("callback") >= 0 ? "overdue" : null);
-      field(dl, t("rectifyDue"), o.rectify_due || o.deadline_error || "—", o.overdue.indexOf("rectify") >= 0 ? "overdue" : null);
-      card.appendChild(dl);
-      if (o.history && o.history.length) {
-        var steps = o.history.map(function (s) { return when(s.at) + " " + statusText(s.status, s.status_zh) + (s.actor ? " · " + s.actor : "") + (s.note ? " · " + s.note : ""); });
-        card.appendChild(el("p", "order-history", t("history") + "：" + steps.join("；")));
-      }
-      var allowed = o.actions.filter(function (a) { return permissions.indexOf(STEP_PERMISSIONS[a.name]) >= 0; });
-      stepBox(card, "order-" + o.id, o.department, allowed.map(function (a) { return { name: a.name, label: lang === "zh" ? a.name_zh : ACTION_EN[a.name] || a.name }; }),
-        function (action, note, problem) { step(o, action, note, problem); });
-      box.appendChild(card);
-    });
+    list.forEach(function (o) { box.appendChild(orderCard(o)); });
+  }
+
+  // A card drawn anew after its step replaces only itself: notes being written on the others stay.
+  function redraw(selector, card) {
+    var old = document.querySelector(selector);
+    if (old) old.parentNode.replaceChild(card, old);
+    focusCard(selector);
+  }
+
+  function orderCard(o) {
+    var card = el("article", "order" + (o.overdue.length ? " is-overdue" : ""));
+    card.setAttribute("data-order-id", o.id);
+    card.setAttribute("data-status", o.status);
+    card.setAttribute("aria-labelledby", "order-" + o.id + "-title");
+    var title = el("h3");
+    title.id = "order-" + o.id + "-title";
+    title.appendChild(document.createTextNode("#" + o.id + " " + o.window_name + (o.department ? "（" + o.department + "）" : "") + " "));
+    title.appendChild(el("span", "order-status", statusText(o.status, o.status_zh)));
+    if (o.overdue.length) {
+      var late = el("span", "overdue", " ⚠ " + t("overdue") + "：" + o.overdue.map(function (k) { return t("overdue_" + k); }).join("、"));
+      title.appendChild(late);
+    }
+    card.appendChild(title);
+    var dl = el("dl");
+    field(dl, t("clerk"), o.clerk_id || "—");
+    field(dl, t("level"), (lang === "zh" ? o.level_zh : "★" + o.level) + "（" + o.level + "）");
+    field(dl, t("created"), when(o.rated_at));
+    field(dl, t("ticket"), o.ticket || "—");
+    field(dl, t("callbackDue"), o.callback_due || o.deadline_error || "—", o.overdue.indexOf("callback") >= 0 ? "overdue" : null);
+    field(dl, t("rectifyDue"), o.rectify_due || o.deadline_error || "—", o.overdue.indexOf("rectify") >= 0 ? "overdue" : null);
+    card.appendChild(dl);
+    if (o.history && o.history.length) {
+      var steps = o.history.map(function (s) { return when(s.at) + " " + statusText(s.status, s.status_zh) + (s.actor ? " · " + s.actor : "") + (s.note ? " · " + s.note : ""); });
+      card.appendChild(el("p", "order-history", t("history") + "：" + steps.join("；")));
+    }
+    var allowed = o.actions.filter(function (a) { return permissions.indexOf(STEP_PERMISSIONS[a.name]) >= 0; });
+    stepBox(card, "order-" + o.id, o.department, allowed.map(function (a) { return { name: a.name, label: lang === "zh" ? a.name_zh : ACTION_EN[a.name] || a.name }; }),
+      function (action, note, problem) { step(o, action, note, problem); });
+    return card;
   }
 
   function step(order, action, note, problem) {
@@ -225,9 +234,8 @@
     if (!text) { problem.textContent = t("needNote"); note.focus(); return; }
     take("order-" + order.id, "/api/work-orders/" + order.id + "/" + action, { note: text }, problem, function (changed) {
       orders = orders.map(function (o) { return o.id === changed.id ? changed : o; });
-      drawOrders(orders);
       say("orders-status", t("done") + "#" + changed.id + " " + statusText(changed.status, changed.status_zh));
-      focusCard('[data-order-id="' + changed.id + '"]');
+      redraw('[data-order-id="' + changed.id + '"]', orderCard(changed));
     });
   }
 
@@ -249,32 +257,34 @@
     var box = $("finding-list");
     box.textContent = "";
     say("findings-status", list.length ? "" : t("noFindingsAll"));
-    list.forEach(function (f) {
-      var card = el("article", "order finding");
-      card.setAttribute("data-finding-id", f.id);
-      card.setAttribute("data-status", f.status);
-      card.setAttribute("aria-labelledby", "finding-" + f.id + "-title");
-      var title = el("h3");
-      title.id = "finding-" + f.id + "-title";
-      title.appendChild(document.createTextNode("#" + f.id + " " + f.window_name + (f.department ? "（" + f.department + "）" : "") + " " + f.category_zh + " "));
-      title.appendChild(el("span", "order-status", findingStatus(f)));
-      card.appendChild(title);
-      var dl = el("dl");
-      field(dl, t("observed"), when(f.observed_at) + (f.observed_until ? " – " + hhmm(f.observed_until) : ""));
-      field(dl, t("origin"), t("origin_" + f.origin));
-      field(dl, t("finding"), f.note || "—");
-      field(dl, t("basis"), f.basis || "—");
-      if (f.confirmed_at) field(dl, t("disputeBy"), f.dispute_deadline || f.dispute_deadline_error || "—");
-      card.appendChild(dl);
-      if (f.history.length) {
-        var steps = f.history.map(function (s) { return when(s.at) + " " + (lang === "zh" ? s.status_zh : FINDING_STATUS_EN[s.status] || s.status) + " · " + s.actor + (s.reason ? " · " + s.reason : ""); });
-        card.appendChild(el("p", "order-history", t("history") + "：" + steps.join("；")));
-      }
-      var allowed = f.actions.filter(function (a) { return FINDING_ACTIONS[a] && permissions.indexOf(FINDING_ACTIONS[a].permission) >= 0; });
-      stepBox(card, "finding-" + f.id, f.department, allowed.map(function (a) { return { name: a, label: FINDING_ACTIONS[a][lang] }; }),
-        function (action, note, problem) { findingStep(f, action, note, problem); });
-      box.appendChild(card);
-    });
+    list.forEach(function (f) { box.appendChild(findingCard(f)); });
+  }
+
+  function findingCard(f) {
+    var card = el("article", "order finding");
+    card.setAttribute("data-finding-id", f.id);
+    card.setAttribute("data-status", f.status);
+    card.setAttribute("aria-labelledby", "finding-" + f.id + "-title");
+    var title = el("h3");
+    title.id = "finding-" + f.id + "-title";
+    title.appendChild(document.createTextNode("#" + f.id + " " + f.window_name + (f.department ? "（" + f.department + "）" : "") + " " + f.category_zh + " "));
+    title.appendChild(el("span", "order-status", findingStatus(f)));
+    card.appendChild(title);
+    var dl = el("dl");
+    field(dl, t("observed"), when(f.observed_at) + (f.observed_until ? " – " + hhmm(f.observed_until) : ""));
+    field(dl, t("origin"), t("origin_" + f.origin));
+    field(dl, t("finding"), f.note || "—");
+    field(dl, t("basis"), f.basis || "—");
+    if (f.confirmed_at) field(dl, t("disputeBy"), f.dispute_deadline || f.dispute_deadline_error || "—");
+    card.appendChild(dl);
+    if (f.history.length) {
+      var steps = f.history.map(function (s) { return when(s.at) + " " + (lang === "zh" ? s.status_zh : FINDING_STATUS_EN[s.status] || s.status) + " · " + s.actor + (s.reason ? " · " + s.reason : ""); });
+      card.appendChild(el("p", "order-history", t("history") + "：" + steps.join("；")));
+    }
+    var allowed = f.actions.filter(function (a) { return FINDING_ACTIONS[a] && permissions.indexOf(FINDING_ACTIONS[a].permission) >= 0; });
+    stepBox(card, "finding-" + f.id, f.department, allowed.map(function (a) { return { name: a, label: FINDING_ACTIONS[a][lang] }; }),
+      function (action, note, problem) { findingStep(f, action, note, problem); });
+    return card;
   }
 
   function findingStep(finding, action, note, problem) {
@@ -283,9 +293,8 @@
     var body = action === "confirm" ? { note: text } : { reason: text };
     take("finding-" + finding.id, "/api/findings/" + finding.id + "/" + action, body, problem, function (changed) {
       findings = findings.map(function (f) { return f.id === changed.id ? changed : f; });
-      drawFindings(findings);
       say("findings-status", t("done") + "#" + changed.id + " " + findingStatus(changed));
-      focusCard('[data-finding-id="' + changed.id + '"]');
+      redraw('[data-finding-id="' + changed.id + '"]', findingCard(changed));
     });
   }
 
