@@ -18,6 +18,7 @@ CONFIG_DIR = "config_dir"
 
 def _from_config_dir(value: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get(CONFIG_DIR)
+    value = value.expanduser()
     return value if value.is_absolute() or base is None else (base / value).resolve()
 
 
@@ -28,8 +29,8 @@ def _camera_from_config_dir(value: str, info: ValidationInfo) -> str:
 
 
 ConfigPath = Annotated[Path, AfterValidator(_from_config_dir)]
-"""A path in a ``[[sources]]`` entry: a relative one is taken from the agent file's folder, as the outbox
-path is, so an agent started from any directory (systemd, a shell elsewhere) finds its files.  Options
+"""A path in a ``[[sources]]`` entry: ``~`` is the agent user's home; a relative one is taken from the agent
+file's folder, as the outbox path is, so an agent started from any directory (systemd, a shell elsewhere) finds its files.  Options
 models validate with ``context={CONFIG_DIR: folder}``."""
 
 CameraSpec = Annotated[str, Field(min_length=1, description="USB camera index, rtsp:// URL or a video file"), AfterValidator(_camera_from_config_dir)]

@@ -16,7 +16,7 @@ import pytest
 from mosquitto_proc import start_mosquitto
 from procs import ROOT, wait_for
 
-from agent.config import AgentSettings
+from agent.config import CONFIG_DIR, AgentSettings, CameraSpec, ConfigPath
 from agent.runtime import AgentRuntime
 from broker.protocol import (
     Command,
@@ -235,3 +235,25 @@ def test_unknown_source_kind_is_refused_at_start(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "sources[0].kind" in message and "no-such-camera" in message
     assert not (tmp_path / "x.db").exists(), "nothing started"
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [("ref.png", "/etc/hallwatch/ref.png"), ("../shared/ref.png", "/etc/shared/ref.png"), ("/srv/ref.png", "/srv/ref.png"), ("~/ref.png", str(Path.home() / "ref.png"))],
+)
+def test_a_path_in_an_agent_file_is_read_from_the_files_folder(written: str, meant: str) -> None:
+    from pydantic import TypeAdapter
+
+    context = {CONFIG_DIR: Path("/etc/hallwatch")}
+    assert TypeAdapter(ConfigPath).validate_python(written, context=context) == Path(meant)
+    assert TypeAdapter(ConfigPath).validate_python(written) == Path(written).expanduser(), "no agent file (a test, a script): as written"
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [("0", "0"), ("rtsp://10.0.0.5/sub", "rtsp://10.0.0.5/sub"), ("clips/w01.mp4", "/etc/hallwatch/clips/w01.mp4"), ("/dev/video2", "/dev/video2")],
+)
+def test_a_camera_is_an_index_a_url_or_a_file_from_the_files_folder(written: str, meant: str) -> None:
+    from pydantic import TypeAdapter
+
+    assert TypeAdapter(CameraSpec).validate_python(written, context={CONFIG_DIR: Path("/etc/hallwatch")}) == meant
