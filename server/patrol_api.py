@@ -302,6 +302,14 @@ def patrol_router(service: PatrolService, authority: Authority) -> APIRouter:
 
     # ---------------------------------------------------------------- findings
 
+    @router.get("/api/finding-categories")
+    def finding_categories() -> list[dict[str, str]]:
+        """The kinds of finding an officer records, with the rule each breaks (for the page's form)."""
+        return [
+            {"name": name, "name_zh": c.name_zh, "name_en": c.name_en, "seen_by": c.seen_by, "basis": c.basis}
+            for name, c in rules.CATEGORIES.items()
+        ]
+
     @router.get("/api/findings")
     def list_findings(
         window: str | None = None,

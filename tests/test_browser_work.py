@@ -262,3 +262,58 @@ def test_a_finding_is_confirmed_disputed_and_decided_on_the_page_by_the_right_pe
     history = _text(driver, card + " .order-history")
     assert history.count("·") >= 6 and "patrol" in history and "lead" in history and "office" in history, history
     assert api.get(f"/api/findings/{ours['id']}").json()["status"] == "overturned"
+
+
+def _choose(driver, select_id: str, value: str) -> None:  # type: ignore[no-untyped-def]
+    """Pick an option as a person does: scroll the list into view, then choose (chromedriver clicks only visible options)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    element = driver.find_element(By.ID, select_id)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    Select(element).select_by_value(value)
+
+
+def test_an_officer_starts_a_round_records_a_finding_and_finishes_on_the_page(hall, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    url, _, _ = hall
+    driver = browser
+    driver.delete_all_cookies()
+    _log_in(driver, url, "patrol")
+    driver.get(f"{url}/work.html")
+    WebDriverWait(driver, 15).until(lambda d: not d.find_element(By.ID, "round-start").get_attribute("hidden"))
+    WebDriverWait(driver, 15).until(lambda d: len(Select(d.find_element(By.ID, "new-category")).options) >= 10)
+    ActionChains(driver).scroll_by_amount(0, 600).perform()
+    WebDriverWait(driver, 5).until(lambda d: d.execute_script("return window.scrollY") > 0, "the page scrolls with the mouse wheel on a wide screen")
+    driver.execute_script("window.scrollTo(0, 0)")
+
+    _choose(driver, "round-kind", "cctv")
+    driver.find_element(By.CSS_SELECTOR, "#round-start button[type=submit]").click()
+    WebDriverWait(driver, 10).until(lambda d: "已开始：监控巡查" in _text(d, "#patrols-status"))
+    api = httpx.Client(base_url=url, cookies={"hw_session": driver.get_cookie("hw_session")["value"]})
+    [cctv] = [r for r in api.get("/api/patrols").json()["rounds"] if r["kind"] == "cctv" and not r["ended_at"]]
+    assert cctv["officer"] == "patrol"
+    WebDriverWait(driver, 10).until(lambda d: str(cctv["id"]) in [o.get_attribute("value") for o in Select(d.find_element(By.ID, "new-round")).options])
+
+    # Recording needs a description; then it is a draft, in this round, at the top of the list.
+    _choose(driver, "new-window", "w02")
+    _choose(driver, "new-category", "phone")
+    _choose(driver, "new-round", str(cctv["id"]))
+    driver.find_element(By.CSS_SELECTOR, "#finding-new button[type=submit]").click()
+    assert "请先填写理由" in _text(driver, "#new-error")
+    driver.find_element(By.ID, "new-note").send_keys("监控画面中低头看手机约三分钟")
+    driver.find_element(By.CSS_SELECTOR, "#finding-new button[type=submit]").click()
+    WebDriverWait(driver, 10).until(lambda d: "已记录" in _text(d, "#findings-status"))
+    first = driver.find_element(By.CSS_SELECTOR, "#finding-list [data-finding-id]")
+    made = api.get(f"/api/findings/{first.get_attribute('data-finding-id')}").json()
+    assert (made["window_id"], made["category"], made["status"], made["round_id"]) == ("w02", "phone", "draft", cctv["id"])
+    assert "2号窗口" in first.text and "待确认" in first.text and "监控画面中低头看手机约三分钟" in first.text
+    assert driver.find_element(By.ID, "new-note").get_attribute("value") == "", "the form is ready for the next one"
+
+    # Finishing the CCTV round: it counts towards the week's CCTV patrol time.
+    driver.find_element(By.CSS_SELECTOR, f'[data-round-id="{cctv["id"]}"] .round-finish').click()
+    WebDriverWait(driver, 10).until(lambda d: "已结束" in _text(d, "#patrols-status"))
+    assert api.get(f"/api/patrols/{cctv['id']}").json()["ended_at"], "finished"

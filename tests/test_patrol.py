@@ -507,6 +507,9 @@ def test_start_round_validation(client, clock, as_) -> None:
 
 
 def test_findings_lifecycle_over_the_api(client, engine, clock, as_) -> None:
+    kinds = client.get("/api/finding-categories").json()
+    assert [k["name"] for k in kinds] == list(CATEGORIES) and all(k["name_zh"] and k["basis"] for k in kinds)
+    assert {k["name"]: k["seen_by"] for k in kinds}["phone"] == "officer"
     r = client.post("/api/findings", json={"window": "w99", "category": "phone", "note": "玩手机"}, headers=as_("甲"))
     assert r.status_code == 422 and "unknown window 'w99'" in r.text
     r = client.post("/api/findings", json={"window": "w01", "category": "smoking", "note": "x"}, headers=as_("甲"))

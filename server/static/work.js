@@ -5,7 +5,9 @@
  *
  * Data: GET /api/session (permissions), GET /api/work-orders,
  * POST /api/work-orders/{id}/{action} {note}, GET /api/findings,
- * POST /api/findings/{id}/{action} {reason}, GET /api/patrols?day=,
+ * POST /api/findings/{id}/{action} {reason}, GET /api/finding-categories,
+ * POST /api/findings (an officer's own), POST /api/patrols (start a round),
+ * POST /api/patrols/{id}/finish, GET /api/patrols?day=,
  * GET /api/patrols/{id}, /api/bulletins/{monday}.xlsx, GET /api/evidence,
  * GET /api/evidence/{id}. Chinese first; ?lang=en or the button switches to
  * English. Status is always a word, overdue a word and an icon. A window
@@ -28,7 +30,9 @@
       noFindings: "本轮未发现问题。", checklist: "检查清单", state: "状态", inProgress: "进行中",
       cause: "原因", taken: "拍摄时间", vacancy: "空岗", request: "调取", picture: "证据照片", of: "的",
       role: "角色", findings: "巡查发现", noFindingsAll: "没有巡查发现。", origin: "来源", origin_device: "设备告警", origin_officer: "巡查员记录",
-      basis: "依据", disputeBy: "异议期限", needReason: "请先填写理由。", otherDepartment: "（其他部门的事项，只能查看）", noDepartment: "（您的账号尚未设置所属部门，请联系系统管理员）"
+      basis: "依据", disputeBy: "异议期限", needReason: "请先填写理由。", otherDepartment: "（其他部门的事项，只能查看）", noDepartment: "（您的账号尚未设置所属部门，请联系系统管理员）",
+      recordTitle: "记录问题", newNote: "情况描述", round: "巡查轮次", noRound: "（不属于某一轮）", record: "记录", recorded: "已记录：",
+      kindHall: "大厅巡查", kindCctv: "监控巡查", unscheduled: "计划外", startRound: "开始巡查", started_: "已开始：", finish: "结束", finished: "已结束："
     },
     en: {
       title: "Work orders, patrols and evidence", back: "Back to live", review: "Review", orders: "Work orders", patrols: "Patrol records", evidence: "Evidence",
@@ -43,7 +47,9 @@
       noFindings: "No findings in this round.", checklist: "Checklist", state: "State", inProgress: "in progress",
       cause: "Cause", taken: "Taken at", vacancy: "vacancy", request: "requested", picture: "Evidence picture", of: "",
       role: "Role", findings: "Findings", noFindingsAll: "No findings.", origin: "Source", origin_device: "device alert", origin_officer: "recorded by an officer",
-      basis: "Rule", disputeBy: "Dispute by", needReason: "Write the reason first.", otherDepartment: "(another department's: read only)", noDepartment: "(your account has no department yet: ask the administrator)"
+      basis: "Rule", disputeBy: "Dispute by", needReason: "Write the reason first.", otherDepartment: "(another department's: read only)", noDepartment: "(your account has no department yet: ask the administrator)",
+      recordTitle: "Record a finding", newNote: "What was seen", round: "Round", noRound: "(no round)", record: "Record", recorded: "Recorded: ",
+      kindHall: "Hall patrol", kindCctv: "CCTV patrol", unscheduled: "unscheduled", startRound: "Start a round", started_: "Started: ", finish: "Finish", finished: "Finished: "
     }
   };
   var STATUS_EN = {
@@ -69,6 +75,7 @@
   };
   var lang = /[?&]lang=en/.test(location.search) ? "en" : "zh";
   var permissions = [], session = null, orders = null, findings = null, rounds = null, round = null, pictures = null, errors = {};
+  var categories = [];
 
   function t(key) { return TEXT[lang][key] || key; }
   function $(id) { return document.getElementById(id); }
@@ -113,6 +120,7 @@
     $("lang-toggle").setAttribute("lang", lang === "zh" ? "en" : "zh-CN");
     drawWho();
     if (orders) drawOrders(orders);
+    fillCategories();
     if (findings) drawFindings(findings);
     if (rounds) drawRounds(rounds);
     if (round) drawRound(round);
@@ -317,6 +325,7 @@
 
   function drawRounds(data) {
     rounds = data;
+    fillRoundChoices(data);
     var box = $("patrol-list");
     box.textContent = "";
     if (data.calendar_error) box.appendChild(el("p", "work-error", data.calendar_error));
@@ -343,6 +352,17 @@
       tr.appendChild(el("td", null, r.ended_at ? hhmm(r.ended_at) : t("inProgress")));
       tr.appendChild(el("td", null, r.minutes === null ? "—" : String(r.minutes)));
       var cell = el("td");
+      if (!r.ended_at && permissions.indexOf("patrols.run") >= 0) {
+        var finish = el("button", "round-finish", t("finish"));
+        finish.type = "button";
+        finish.addEventListener("click", function () {
+          finish.disabled = true;
+          post("/api/patrols/" + r.id + "/finish", {}).then(function (view) {
+            loadPatrols(null, t("finished") + (lang === "zh" ? view.kind_zh : view.kind) + " " + (view.name || "") + " " + hhmm(view.ended_at));
+          }, function (error) { finish.disabled = false; say("patrols-status", error.status + " " + error.message, true); });
+        });
+        cell.appendChild(finish);
+      }
       var open = el("button", "round-open", t("details"));
       open.type = "button";
       open.addEventListener("click", function () { get("/api/patrols/" + r.id).then(drawRound, function (error) { say("patrols-status", t("failed") + error.message, true); }); });
@@ -380,8 +400,9 @@
     if (!findings.length) box.appendChild(el("p", null, t("noFindings")));
   }
 
-  function loadPatrols(event) {
-    if (event) event.preventDefault();
+  // ``message``: what to say once the rounds are drawn (the step that made the reload).
+  function loadPatrols(event, message) {
+    if (event && event.preventDefault) event.preventDefault();
     var day = $("patrol-day").value; // empty at first: the server answers with the hall's today
     $("round-detail").textContent = "";
     round = null;
@@ -390,7 +411,69 @@
       $("patrol-day").value = data.day;
       $("bulletin-link").href = "/api/bulletins/" + monday(data.day) + ".xlsx";
       drawRounds(data);
+      if (message) say("patrols-status", message);
     }, function (error) { say("patrols-status", t("failed") + error.message, true); });
+  }
+
+  // The officer's forms: start a round (a scheduled one or not) and record what is seen.
+  function fillRoundChoices(data) {
+    var names = $("round-name"), open = $("new-round");
+    while (names.options.length > 1) names.remove(1);
+    data.scheduled.forEach(function (s) {
+      if (s.round_id) return; // done already
+      var option = el("option", null, s.name + " " + hhmm(s.at));
+      option.value = s.name;
+      names.appendChild(option);
+    });
+    var chosen = open.value;
+    while (open.options.length > 1) open.remove(1);
+    data.rounds.filter(function (r) { return !r.ended_at || r.kind === "hall"; }).forEach(function (r) {
+      var option = el("option", null, (lang === "zh" ? r.kind_zh : r.kind) + " " + (r.name || "") + " " + hhmm(r.started_at));
+      option.value = String(r.id);
+      open.appendChild(option);
+    });
+    open.value = chosen;
+  }
+
+  function fillCategories() {
+    var select = $("new-category"), chosen = select.value;
+    select.textContent = "";
+    categories.forEach(function (c) {
+      var option = el("option", null, lang === "zh" ? c.name_zh : c.name_en);
+      option.value = c.name;
+      option.title = c.basis;
+      select.appendChild(option);
+    });
+    if (chosen) select.value = chosen;
+  }
+
+  function startRound(event) {
+    event.preventDefault();
+    $("round-error").textContent = "";
+    var body = { kind: $("round-kind").value };
+    if ($("round-name").value) body.round = $("round-name").value;
+    post("/api/patrols", body).then(function (view) {
+      $("patrol-day").value = "";
+      loadPatrols(null, t("started_") + (lang === "zh" ? view.kind_zh : view.kind) + " " + (view.name || "") + " " + hhmm(view.started_at));
+      drawRound(view);
+      loadFindings(); // a round drafts findings from the alerts since the last one
+    }, function (error) { $("round-error").textContent = error.status + " " + error.message; });
+  }
+
+  function recordFinding(event) {
+    event.preventDefault();
+    var note = $("new-note"), problem = $("new-error");
+    problem.textContent = "";
+    if (!note.value.trim()) { problem.textContent = t("needReason"); note.focus(); return; }
+    var body = { window: $("new-window").value, category: $("new-category").value, note: note.value.trim() };
+    if ($("new-round").value) body.round_id = Number($("new-round").value);
+    post("/api/findings", body).then(function (made) {
+      note.value = "";
+      findings = [made].concat(findings || []);
+      $("finding-list").insertBefore(findingCard(made), $("finding-list").firstChild);
+      say("findings-status", t("recorded") + "#" + made.id + " " + made.window_name + " " + made.category_zh + " · " + findingStatus(made));
+      focusCard('[data-finding-id="' + made.id + '"]');
+    }, function (error) { problem.textContent = error.status + " " + error.message; });
   }
 
   // ------------------------------------------------------------ evidence
@@ -444,6 +527,8 @@
     $("lang-toggle").addEventListener("click", function () { lang = lang === "zh" ? "en" : "zh"; translate(); });
     $("orders-filter").addEventListener("submit", loadOrders);
     $("findings-filter").addEventListener("submit", loadFindings);
+    $("finding-new").addEventListener("submit", recordFinding);
+    $("round-start").addEventListener("submit", startRound);
     $("patrols-filter").addEventListener("submit", loadPatrols);
     $("evidence-filter").addEventListener("submit", loadEvidence);
     get("/api/session").then(function (who) {
@@ -458,8 +543,15 @@
           var choice = el("option", null, w.name);
           choice.value = w.id;
           $("finding-window").appendChild(choice);
+          var target = el("option", null, w.name + (w.department ? "（" + w.department + "）" : ""));
+          target.value = w.id;
+          $("new-window").appendChild(target);
         });
       }, function () {});
+      var officer = permissions.indexOf("patrols.run") >= 0;
+      $("finding-new").hidden = !officer;
+      $("round-start").hidden = !officer;
+      if (officer) get("/api/finding-categories").then(function (list) { categories = list; fillCategories(); }, function () {});
       loadOrders();
       loadFindings();
       loadPatrols();
