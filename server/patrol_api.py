@@ -139,6 +139,7 @@ def patrol_router(service: PatrolService, authority: Authority) -> APIRouter:
             "department": spec.department if spec else "",
             "category": f.category,
             "category_zh": f.category_zh,
+            "category_en": rules.CATEGORIES[f.category].name_en if f.category in rules.CATEGORIES else f.category,
             "origin": f.origin,
             "status": f.status,
             "status_zh": rules.STATUS_ZH[f.status],

@@ -263,6 +263,13 @@ def test_a_finding_is_confirmed_disputed_and_decided_on_the_page_by_the_right_pe
     assert history.count("·") >= 6 and "patrol" in history and "lead" in history and "office" in history, history
     assert api.get(f"/api/findings/{ours['id']}").json()["status"] == "overturned"
 
+    # In English: the category, the status and the filter's choices too.
+    driver.get(f"{url}/work.html?lang=en")
+    WebDriverWait(driver, 15).until(lambda d: "dispute accepted (withdrawn)" in _text(d, card + " .order-status"))
+    assert "phone or games at the counter" in _text(driver, card + " h3")
+    assert driver.execute_script("return document.querySelector('#finding-status option[value=disputed]').textContent") == "disputed (re-check)"
+    assert driver.execute_script("return document.querySelector('#order-status option[value=closed]').textContent") == "closed"
+
 
 def _choose(driver, select_id: str, value: str) -> None:  # type: ignore[no-untyped-def]
     """Pick an option as a person does: scroll the list into view, then choose (chromedriver clicks only visible options)."""

@@ -32,7 +32,9 @@
       role: "角色", findings: "巡查发现", noFindingsAll: "没有巡查发现。", origin: "来源", origin_device: "设备告警", origin_officer: "巡查员记录",
       basis: "依据", disputeBy: "异议期限", needReason: "请先填写理由。", otherDepartment: "（其他部门的事项，只能查看）", noDepartment: "（您的账号尚未设置所属部门，请联系系统管理员）",
       recordTitle: "记录问题", newNote: "情况描述", round: "巡查轮次", noRound: "（不属于某一轮）", record: "记录", recorded: "已记录：",
-      kindHall: "大厅巡查", kindCctv: "监控巡查", unscheduled: "计划外", startRound: "开始巡查", started_: "已开始：", finish: "结束", finished: "已结束："
+      kindHall: "大厅巡查", kindCctv: "监控巡查", unscheduled: "计划外", startRound: "开始巡查", started_: "已开始：", finish: "结束", finished: "已结束：",
+      st_draft: "待确认", st_confirmed: "已确认", st_disputed: "异议核实中", st_upheld: "异议不成立", st_overturned: "异议成立，已撤销", st_rectified: "已整改", st_dismissed: "已排除",
+      os_assigned: "待回访", os_called_back: "已回访核实", os_rectified: "已整改", os_closed: "已办结", os_appealed: "申诉中", os_upheld: "申诉不成立", os_overturned: "申诉成立", os_withdrawn: "已撤销"
     },
     en: {
       title: "Work orders, patrols and evidence", back: "Back to live", review: "Review", orders: "Work orders", patrols: "Patrol records", evidence: "Evidence",
@@ -49,21 +51,15 @@
       role: "Role", findings: "Findings", noFindingsAll: "No findings.", origin: "Source", origin_device: "device alert", origin_officer: "recorded by an officer",
       basis: "Rule", disputeBy: "Dispute by", needReason: "Write the reason first.", otherDepartment: "(another department's: read only)", noDepartment: "(your account has no department yet: ask the administrator)",
       recordTitle: "Record a finding", newNote: "What was seen", round: "Round", noRound: "(no round)", record: "Record", recorded: "Recorded: ",
-      kindHall: "Hall patrol", kindCctv: "CCTV patrol", unscheduled: "unscheduled", startRound: "Start a round", started_: "Started: ", finish: "Finish", finished: "Finished: "
+      kindHall: "Hall patrol", kindCctv: "CCTV patrol", unscheduled: "unscheduled", startRound: "Start a round", started_: "Started: ", finish: "Finish", finished: "Finished: ",
+      st_draft: "draft", st_confirmed: "confirmed", st_disputed: "disputed (re-check)", st_upheld: "dispute rejected", st_overturned: "dispute accepted (withdrawn)", st_rectified: "rectified", st_dismissed: "dismissed",
+      os_assigned: "assigned (awaiting call-back)", os_called_back: "called back", os_rectified: "rectified", os_closed: "closed", os_appealed: "under appeal", os_upheld: "appeal rejected", os_overturned: "appeal accepted (not counted)", os_withdrawn: "withdrawn (duplicate)"
     }
-  };
-  var STATUS_EN = {
-    assigned: "assigned (awaiting call-back)", called_back: "called back", rectified: "rectified", closed: "closed",
-    appealed: "under appeal", upheld: "appeal rejected", overturned: "appeal accepted (not counted)", withdrawn: "withdrawn (duplicate)"
   };
   var ACTION_EN = { call_back: "Call back", rectify: "Rectify", close: "Close", appeal: "Appeal", uphold: "Reject appeal", overturn: "Accept appeal" };
   var STEP_PERMISSIONS = {
     call_back: "work_orders.handle", rectify: "work_orders.handle", appeal: "work_orders.handle",
     close: "work_orders.decide", uphold: "work_orders.decide", overturn: "work_orders.decide"
-  };
-  var FINDING_STATUS_EN = {
-    draft: "draft", confirmed: "confirmed", dismissed: "dismissed", disputed: "disputed (re-check)",
-    upheld: "dispute rejected", overturned: "dispute accepted (withdrawn)", rectified: "rectified"
   };
   var FINDING_ACTIONS = {
     confirm: { permission: "patrols.run", zh: "确认", en: "Confirm" },
@@ -87,7 +83,9 @@
   }
   function when(iso) { return iso ? iso.slice(0, 16).replace("T", " ") : "—"; }
   function hhmm(iso) { return iso ? iso.slice(11, 16) : "—"; }
-  function statusText(code, zh) { return lang === "zh" ? zh : STATUS_EN[code] || code; }
+  // A work order's (os_) or a finding's (st_) status: the server's Chinese, or the page's English.
+  function statusText(code, zh) { return lang === "zh" ? zh : t("os_" + code); }
+  function findingStatusText(code, zh) { return lang === "zh" ? zh : t("st_" + code); }
 
   function Refused(status, message) { this.status = status; this.message = message; }
 
@@ -258,7 +256,8 @@
 
   // ------------------------------------------------------------ findings
 
-  function findingStatus(f) { return lang === "zh" ? f.status_zh : FINDING_STATUS_EN[f.status] || f.status; }
+  function findingStatus(f) { return findingStatusText(f.status, f.status_zh); }
+  function findingCategory(f) { return lang === "zh" ? f.category_zh : f.category_en || f.category; }
 
   function drawFindings(list) {
     findings = list;
@@ -275,7 +274,7 @@
     card.setAttribute("aria-labelledby", "finding-" + f.id + "-title");
     var title = el("h3");
     title.id = "finding-" + f.id + "-title";
-    title.appendChild(document.createTextNode("#" + f.id + " " + f.window_name + (f.department ? "（" + f.department + "）" : "") + " " + f.category_zh + " "));
+    title.appendChild(document.createTextNode("#" + f.id + " " + f.window_name + (f.department ? "（" + f.department + "）" : "") + " " + findingCategory(f) + " "));
     title.appendChild(el("span", "order-status", findingStatus(f)));
     card.appendChild(title);
     var dl = el("dl");
@@ -286,7 +285,7 @@
     if (f.confirmed_at) field(dl, t("disputeBy"), f.dispute_deadline || f.dispute_deadline_error || "—");
     card.appendChild(dl);
     if (f.history.length) {
-      var steps = f.history.map(function (s) { return when(s.at) + " " + (lang === "zh" ? s.status_zh : FINDING_STATUS_EN[s.status] || s.status) + " · " + s.actor + (s.reason ? " · " + s.reason : ""); });
+      var steps = f.history.map(function (s) { return when(s.at) + " " + findingStatusText(s.status, s.status_zh) + " · " + s.actor + (s.reason ? " · " + s.reason : ""); });
       card.appendChild(el("p", "order-history", t("history") + "：" + steps.join("；")));
     }
     var allowed = f.actions.filter(function (a) { return FINDING_ACTIONS[a] && permissions.indexOf(FINDING_ACTIONS[a].permission) >= 0; });
@@ -391,7 +390,7 @@
       tr.appendChild(el("td", null, lang === "zh" ? e.state_zh : e.state));
       tr.appendChild(el("td", null, e.findings.length ? e.findings.map(function (f) {
         findings.push(f);
-        return "#" + f.id + " " + f.category_zh + " · " + f.status_zh + " · " + hhmm(f.observed_at);
+        return "#" + f.id + " " + findingCategory(f) + " · " + findingStatus(f) + " · " + hhmm(f.observed_at);
       }).join("；") : "—"));
       body.appendChild(tr);
     });
@@ -471,7 +470,7 @@
       note.value = "";
       findings = [made].concat(findings || []);
       $("finding-list").insertBefore(findingCard(made), $("finding-list").firstChild);
-      say("findings-status", t("recorded") + "#" + made.id + " " + made.window_name + " " + made.category_zh + " · " + findingStatus(made));
+      say("findings-status", t("recorded") + "#" + made.id + " " + made.window_name + " " + findingCategory(made) + " · " + findingStatus(made));
       focusCard('[data-finding-id="' + made.id + '"]');
     }, function (error) { problem.textContent = error.status + " " + error.message; });
   }
