@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from io import BytesIO
 
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from server.rules.attendance import DayAttendance, MonthAttendance, month_days
 from server.rules.calendar import WorkCalendar
 from server.rules.policy import Policy
+from server.sheet_style import BOX, CENTER, HEAD_FILL, LEFT, print_on_a4
 
 MARKS: dict[str, str] = {
     "normal": "√",
@@ -43,12 +44,7 @@ WEEKDAYS = "一二三四五六日"
 HEADER_ROWS = 4
 """Title, notes, day numbers, weekdays: the person rows start below."""
 
-_THIN = Side(style="thin", color="000000")
-_BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
-_HEAD_FILL = PatternFill("solid", fgColor="D9D9D9")
 _REST_FILL = PatternFill("solid", fgColor="EDEDED")
-_CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
-_LEFT = Alignment(horizontal="left", vertical="center", wrap_text=True)
 _MARK_COLOURS = {"旷": "C00000", "缺": "C00000", "迟": "C65911", "早": "C65911", "假": "2F5597"}
 
 
@@ -107,12 +103,12 @@ def _notes(policy: Policy) -> list[str]:
     ]
 
 
-def _style_header(ws: Worksheet, row: int, col: int, fill: PatternFill = _HEAD_FILL) -> None:
+def _style_header(ws: Worksheet, row: int, col: int, fill: PatternFill = HEAD_FILL) -> None:
     cell = ws.cell(row=row, column=col)
     cell.font = Font(name="宋体", size=10, bold=True)
     cell.fill = fill
-    cell.alignment = _CENTER
-    cell.border = _BOX
+    cell.alignment = CENTER
+    cell.border = BOX
 
 
 def write_month_sheet(
@@ -141,11 +137,11 @@ def write_month_sheet(
     ws["A1"] = f"{hall}{year}年{month}月考勤表"
     ws.merge_cells(f"A1:{last}1")
     ws["A1"].font = Font(name="宋体", size=16, bold=True)
-    ws["A1"].alignment = _CENTER
+    ws["A1"].alignment = CENTER
     ws.row_dimensions[1].height = 30
     ws["A2"] = f"考勤月份：{year}年{month}月　　人数：{len(rows)}　　每格为“{'/'.join(s.name for s in policy.schedule.sessions)}”"
     ws.merge_cells(f"A2:{last}2")
-    ws["A2"].alignment = _LEFT
+    ws["A2"].alignment = LEFT
 
     for col, title in enumerate(FIXED_COLUMNS, 1):
         ws.cell(row=3, column=col, value=title)
@@ -154,7 +150,7 @@ def write_month_sheet(
         _style_header(ws, 4, col)
     for offset, day in enumerate(days):
         col = first_day_col + offset
-        fill = _REST_FILL if day.day in rest else _HEAD_FILL
+        fill = _REST_FILL if day.day in rest else HEAD_FILL
         moved = day.weekday() >= 5 and day.day in working
         ws.cell(row=3, column=col, value=day.day)
         ws.cell(row=4, column=col, value=WEEKDAYS[day.weekday()] + ("班" if moved else ""))
@@ -180,8 +176,8 @@ def write_month_sheet(
         values += _totals(person.month, per_day)
         for col, value in enumerate(values, 1):
             cell = ws.cell(row=row, column=col, value=value)
-            cell.border = _BOX
-            cell.alignment = _LEFT if col == last_col else _CENTER
+            cell.border = BOX
+            cell.alignment = LEFT if col == last_col else CENTER
             cell.font = Font(name="宋体", size=10)
             if first_day_col <= col < first_total_col:
                 if days[col - first_day_col].day in rest:
@@ -197,17 +193,11 @@ def write_month_sheet(
     row += 1
     for line in _notes(policy):
         row += 1
-        ws.cell(row=row, column=1, value=line).alignment = _LEFT
+        ws.cell(row=row, column=1, value=line).alignment = LEFT
         ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=last_col)
 
-    ws.freeze_panes = ws.cell(row=HEADER_ROWS + 1, column=first_day_col).coordinate
-    ws.print_title_rows = f"3:{HEADER_ROWS}"
+    print_on_a4(ws, ws.cell(row=HEADER_ROWS + 1, column=first_day_col).coordinate, f"3:{HEADER_ROWS}")
     ws.print_area = f"A1:{last}{row}"
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.print_options.horizontalCentered = True
     ws.page_margins.left = ws.page_margins.right = 0.4
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.exceptions import RequestValidationError
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -30,6 +30,7 @@ from server.auth_api import Authority
 from server.patrol_store import Conflict, NotFound, PatrolService, RoundView
 from server.rules import patrol as rules
 from server.rules.calendar import CalendarGapError
+from server.sheet_style import BOX, CENTER, HEAD_FILL, print_on_a4
 from server.users import Principal
 from server.rules.patrol import Bulletin, BulletinItem, ChecklistEntry, Finding, PatrolRound, TransitionError
 
@@ -384,11 +385,7 @@ def patrol_router(service: PatrolService, authority: Authority) -> APIRouter:
 
 # -------------------------------------------------------------------- xlsx
 
-_THIN = Side(style="thin", color="000000")
-_BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
-_HEAD_FILL = PatternFill("solid", fgColor="D9D9D9")
 _WRAP = Alignment(wrap_text=True, vertical="top")
-_CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
 
 
 def _sheet(ws: Any, title: str, subtitle: str, columns: tuple[str, ...], widths: tuple[int, ...], rows: list[list[Any]]) -> None:
@@ -396,7 +393,7 @@ def _sheet(ws: Any, title: str, subtitle: str, columns: tuple[str, ...], widths:
     ws.append([title])
     ws.merge_cells(f"A1:{last}1")
     ws["A1"].font = Font(name="宋体", size=16, bold=True)
-    ws["A1"].alignment = _CENTER
+    ws["A1"].alignment = CENTER
     ws.row_dimensions[1].height = 30
     ws.append([subtitle])
     ws.merge_cells(f"A2:{last}2")
@@ -405,26 +402,20 @@ def _sheet(ws: Any, title: str, subtitle: str, columns: tuple[str, ...], widths:
     for col, width in enumerate(widths, 1):
         cell = ws.cell(row=3, column=col)
         cell.font = Font(bold=True)
-        cell.fill = _HEAD_FILL
-        cell.alignment = _CENTER
-        cell.border = _BOX
+        cell.fill = HEAD_FILL
+        cell.alignment = CENTER
+        cell.border = BOX
         ws.column_dimensions[get_column_letter(col)].width = width
     for row in rows:
         ws.append(row)
         for col in range(1, len(columns) + 1):
             cell = ws.cell(row=ws.max_row, column=col)
-            cell.border = _BOX
+            cell.border = BOX
             cell.alignment = _WRAP
     if not rows:
         ws.append(["（无）"])
         ws.merge_cells(f"A4:{last}4")
-    ws.freeze_panes = "A4"
-    ws.print_title_rows = "3:3"
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    print_on_a4(ws, "A4", "3:3")
 
 
 def bulletin_workbook(b: Bulletin, hall_name: str, windows: dict[str, Any]) -> bytes:

@@ -15,7 +15,7 @@ from datetime import datetime
 from io import BytesIO
 
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -25,6 +25,7 @@ from server.ratings_service import StatsView
 from server.rules import ratings as rules
 from server.rules.policy import Policy
 from server.rules.ratings import StatRow, WorkOrder
+from server.sheet_style import BOX, CENTER, HEAD_FILL, LEFT, print_on_a4
 
 BY_ZH = {"window": "窗口", "clerk": "工作人员", "department": "部门"}
 PERIOD_ZH = {"day": "日", "month": "月"}
@@ -38,12 +39,7 @@ ORDERS_SHEET_COLUMNS = (
 )  # fmt: skip
 PERCENT = "0.0%"
 
-_THIN = Side(style="thin", color="000000")
-_BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
-_HEAD_FILL = PatternFill("solid", fgColor="D9D9D9")
 _TOTAL_FILL = PatternFill("solid", fgColor="F2F2F2")
-_CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
-_LEFT = Alignment(horizontal="left", vertical="center", wrap_text=True)
 
 
 def stats_columns(by: str) -> tuple[str, ...]:
@@ -79,17 +75,17 @@ def _title(ws: Worksheet, title: str, subtitle: str, columns: Sequence[str], wid
     ws["A1"] = title
     ws.merge_cells(f"A1:{last}1")
     ws["A1"].font = Font(name="宋体", size=16, bold=True)
-    ws["A1"].alignment = _CENTER
+    ws["A1"].alignment = CENTER
     ws.row_dimensions[1].height = 30
     ws["A2"] = subtitle
     ws.merge_cells(f"A2:{last}2")
-    ws["A2"].alignment = _LEFT
+    ws["A2"].alignment = LEFT
     for col, (name, width) in enumerate(zip(columns, widths, strict=True), 1):
         cell = ws.cell(row=3, column=col, value=name)
         cell.font = Font(name="宋体", size=10, bold=True)
-        cell.fill = _HEAD_FILL
-        cell.alignment = _CENTER
-        cell.border = _BOX
+        cell.fill = HEAD_FILL
+        cell.alignment = CENTER
+        cell.border = BOX
         ws.column_dimensions[get_column_letter(col)].width = width
 
 
@@ -97,9 +93,9 @@ def _row(ws: Worksheet, values: Sequence[object], columns: Sequence[str], fill: 
     ws.append(list(values))
     for col, name in enumerate(columns, 1):
         cell = ws.cell(row=ws.max_row, column=col)
-        cell.border = _BOX
+        cell.border = BOX
         cell.font = Font(name="宋体", size=10, bold=fill is not None)
-        cell.alignment = _LEFT if name in ("处理情况", "办件编号") else _CENTER
+        cell.alignment = LEFT if name in ("处理情况", "办件编号") else CENTER
         if name.endswith("率") and isinstance(cell.value, float):
             cell.number_format = PERCENT
         if fill is not None:
@@ -111,17 +107,7 @@ def _notes(ws: Worksheet, lines: Sequence[str], width: int) -> None:
     for line in lines:
         ws.append([line])
         ws.merge_cells(start_row=ws.max_row, start_column=1, end_row=ws.max_row, end_column=width)
-        ws.cell(row=ws.max_row, column=1).alignment = _LEFT
-
-
-def _print_setup(ws: Worksheet) -> None:
-    ws.freeze_panes = "A4"
-    ws.print_title_rows = "3:3"
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
+        ws.cell(row=ws.max_row, column=1).alignment = LEFT
 
 
 def definitions(policy: Policy) -> list[str]:
@@ -183,7 +169,7 @@ def ratings_xlsx(
     total = ["合计", view.totals.period, ""] + ([""] if view.by != "department" else [])
     _row(ws, total + _counts(view.totals)[:-1] + ["—"], columns, _TOTAL_FILL)
     _notes(ws, definitions(policy), len(columns))
-    _print_setup(ws)
+    print_on_a4(ws, "A4", "3:3")
 
     sheet = wb.create_sheet("差评工单")
     _title(
@@ -222,7 +208,7 @@ def ratings_xlsx(
     if not orders:
         sheet.append(["（无差评工单）"])
         sheet.merge_cells(start_row=sheet.max_row, start_column=1, end_row=sheet.max_row, end_column=len(ORDERS_SHEET_COLUMNS))
-    _print_setup(sheet)
+    print_on_a4(sheet, "A4", "3:3")
     out = BytesIO()
     wb.save(out)
     return out.getvalue()
