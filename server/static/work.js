@@ -536,15 +536,11 @@
       drawWho();
       get("/api/windows").then(function (windows) {
         windows.forEach(function (w) {
-          var option = el("option", null, w.name);
-          option.value = w.id;
-          $("evidence-window").appendChild(option);
-          var choice = el("option", null, w.name);
-          choice.value = w.id;
-          $("finding-window").appendChild(choice);
-          var target = el("option", null, w.name + (w.department ? "（" + w.department + "）" : ""));
-          target.value = w.id;
-          $("new-window").appendChild(target);
+          ["evidence-window", "finding-window", "new-window"].forEach(function (id) {
+            var option = el("option", null, w.name + (id === "new-window" && w.department ? "（" + w.department + "）" : ""));
+            option.value = w.id;
+            $(id).appendChild(option);
+          });
         });
       }, function () {});
       var officer = permissions.indexOf("patrols.run") >= 0;
