@@ -54,13 +54,7 @@
   var loaded = null, timer = null;
 
   function t(key) { return TEXT[lang][key] || key; }
-  function $(id) { return document.getElementById(id); }
-  function el(tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = text;
-    return node;
-  }
+  var $ = HallWatchPage.$, el = HallWatchPage.el;
   function hhmm(iso) { return iso ? iso.slice(11, 16) : ""; }
   function minutes(iso) { return Number(iso.slice(11, 13)) * 60 + Number(iso.slice(14, 16)) + Number(iso.slice(17, 19)) / 60; }
   function pct(iso) {
@@ -100,10 +94,9 @@
   }
 
   function get(url) {
-    return fetch(url, { credentials: "same-origin" }).then(function (answer) {
-      if (answer.status === 401) throw new Error(t("login"));
-      if (!answer.ok) return answer.json().then(function (body) { throw new Error(body.detail || answer.statusText); }, function () { throw new Error(answer.statusText); });
-      return answer.json();
+    return HallWatchPage.call(url).catch(function (error) {
+      if (error.status === 401) error.message = t("login");
+      throw error;
     });
   }
 

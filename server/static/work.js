@@ -74,32 +74,18 @@
   var categories = [];
 
   function t(key) { return TEXT[lang][key] || key; }
-  function $(id) { return document.getElementById(id); }
-  function el(tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = text;
-    return node;
-  }
+  var $ = HallWatchPage.$, el = HallWatchPage.el;
   function when(iso) { return iso ? iso.slice(0, 16).replace("T", " ") : "—"; }
   function hhmm(iso) { return iso ? iso.slice(11, 16) : "—"; }
   // A work order's (os_) or a finding's (st_) status: the server's Chinese, or the page's English.
   function statusText(code, zh) { return lang === "zh" ? zh : t("os_" + code); }
   function findingStatusText(code, zh) { return lang === "zh" ? zh : t("st_" + code); }
 
-  function Refused(status, message) { this.status = status; this.message = message; }
-
+  // Logged out (the session ended): say where to log in.
   function call(url, options) {
-    return fetch(url, Object.assign({ credentials: "same-origin" }, options || {})).then(function (answer) {
-      if (answer.status === 401) { $("login-needed").hidden = false; throw new Refused(401, t("login")); }
-      if (!answer.ok) {
-        return answer.json().then(function (body) {
-          var detail = body && body.detail;
-          if (Array.isArray(detail)) detail = detail.map(function (d) { return (d.loc || []).join(".") + ": " + d.msg; }).join("; ");
-          throw new Refused(answer.status, detail || answer.statusText);
-        }, function () { throw new Refused(answer.status, answer.statusText); });
-      }
-      return answer.json();
+    return HallWatchPage.call(url, options).catch(function (error) {
+      if (error.status === 401) { $("login-needed").hidden = false; error.message = t("login"); }
+      throw error;
     });
   }
   function get(url) { return call(url); }
