@@ -3,7 +3,7 @@
 The server announces each gallery version with a small retained notice on
 the terminal's ``gal`` topic (:class:`broker.protocol.GalleryNotice`); the
 sealed gallery itself is downloaded over HTTP (``GET
-/api/gallery/{version}``, see :mod:`server.gallery_publish`).  A notice
+/api/gallery/{version}``, see :mod:`server.faces.gallery`).  A notice
 newer than the running version is worked on by one thread, off the MQTT
 network thread:
 

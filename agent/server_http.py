@@ -2,7 +2,7 @@
 
 Large things do not fit an MQTT message (a sealed gallery, an evidence
 picture), so they travel over HTTP.  The device logs in with the same
-username and password it gives the broker (``server.device_auth`` checks
+username and password it gives the broker (``server.devices.auth`` checks
 them against the broker's passwd file) and trusts the same CA.
 """
 

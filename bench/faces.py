@@ -50,7 +50,7 @@ from cryptography.fernet import Fernet  # noqa: E402
 
 from bench.machine import code_version, machine_info, markdown_table  # noqa: E402
 from server.db import make_engine, migrate  # noqa: E402
-from server.face_registry import FaceRegistry  # noqa: E402
+from server.faces.registry import FaceRegistry  # noqa: E402
 from vision.calibration import calibrate  # noqa: E402
 from vision.faces import Face, FaceSettings, from_bgr, load_image, one_face  # noqa: E402
 from vision.identify import Gallery, identify  # noqa: E402

@@ -550,7 +550,7 @@ class Results:
 
 
 def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStack) -> None:
-    from server.hall import load_hall
+    from server.config.hall import load_hall
 
     hall = load_hall(args.hall)
     mosquitto = find_mosquitto()

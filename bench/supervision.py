@@ -27,7 +27,7 @@ CPU.
 
    * *live*: the observations as the adapter builds them — each event's body
      and its pydantic-parsed time (own ``TzInfo(+08:00)``) through
-     ``server.supervisor.observation_from``, camera transitions through
+     ``server.supervision.service.observation_from``, camera transitions through
      ``camera_observation`` from a health row (UTC), the facts from before
      the day as rows (UTC).  This is the figure held against the target.
    * *unnormalised*: the same, but the parsed times passed through as they
@@ -38,7 +38,7 @@ CPU.
    ``--profile``, the core is run once more under cProfile and the top
    functions are reported.
 2. **Heartbeat flagging (ingest)** — the store flags a seat heartbeat that
-   repeats its window's last (occupied, live) seat fact (``server.store.SeatFacts``,
+   repeats its window's last (occupied, live) seat fact (``server.ingest.store.SeatFacts``,
    at ingest, in arrival order); supervision never reads the flagged rows.  For
    ``--sample`` windows of the city (default 20) plus the first ``--unreduced``
    (3) with an outage, every event of the day — each 1 Hz heartbeat included —
@@ -72,7 +72,7 @@ CPU.
    unflagged rows (all 312 million would not fit a run) — plus camera outages
    as ``device_health`` rows, the leave register, and the day's alerts.  Then
    ``load_day`` is timed for the sample windows against as many windows without
-   stored repeats, SQLite's query plans are shown, and ``server.replay.replay_day``
+   stored repeats, SQLite's query plans are shown, and ``server.supervision.replay.replay_day``
    runs over a ``HallConfig`` of all windows in a spawned process (timed: load,
    core, report), then ``to_json``.  Its alerts and timelines must equal the
    core's in memory (checked), and against the stored alerts nothing is new or
@@ -140,17 +140,17 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from broker.protocol import EVENT_MODELS, SeatHeartbeatBody, device_topic, encode, make_event  # noqa: E402
 from broker.timeutil import HALL_TZ, hall_iso  # noqa: E402
-from server.calendar_files import national_calendar  # noqa: E402
+from server.config.calendar import national_calendar  # noqa: E402
 from server.db import AlertRow, DeviceHealthRow, EventRow, LeaveRow, make_engine, migrate  # noqa: E402
-from server.hall import HallConfig  # noqa: E402
-from server.ingest import Ingestor  # noqa: E402
-from server.policy_files import load_policy  # noqa: E402
-from server.replay import _alert as replay_alert  # noqa: E402
-from server.replay import replay_day, to_json  # noqa: E402
+from server.config.hall import HallConfig  # noqa: E402
+from server.ingest.ingestor import Ingestor  # noqa: E402
+from server.config.policy import load_policy  # noqa: E402
+from server.supervision.replay import _alert as replay_alert  # noqa: E402
+from server.supervision.replay import replay_day, to_json  # noqa: E402
 from server.rules.supervision import UNKNOWN_PERSON, Alert, Interval, Observation, WindowDay, WindowPlan, evaluate_window  # noqa: E402
-from server.store import SeatFacts  # noqa: E402
-from server.supervisor import Supervisor, camera_observation, observation_from  # noqa: E402
-from server.validation import KnownDevice, Rejection, check_message  # noqa: E402
+from server.ingest.store import SeatFacts  # noqa: E402
+from server.supervision.service import Supervisor, camera_observation, observation_from  # noqa: E402
+from server.ingest.validation import KnownDevice, Rejection, check_message  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PRESET = "qujiang-2023"
@@ -489,7 +489,7 @@ def heartbeat(sim: SimWindow, day: Day, k: int, on: bool, historical: bool) -> O
 
 
 def reduce_compact(sim: SimWindow, day: Day) -> tuple[list[Observation], int]:
-    """What the store leaves unflagged (``server.store.SeatFacts``), computed on changes + heartbeat runs
+    """What the store leaves unflagged (``server.ingest.store.SeatFacts``), computed on changes + heartbeat runs
     instead of every heartbeat: every change is kept, a heartbeat only when its (occupied, live) differs
     from the window's last seat fact.  Returns (kept, heartbeats)."""
     items: list[tuple[int, int, Any]] = [(t, 0, o) for t, o in zip(sim.changes_us, sim.changes)]
@@ -930,7 +930,7 @@ def machine_info() -> dict[str, str]:
         mem = f"{kib / 1024 / 1024:.1f} GiB"
     try:
         sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        watched = ["server/rules", "server/supervisor.py", "server/replay.py", "server/store.py", "server/db.py"]
+        watched = ["server/rules", "server/supervision/service.py", "server/supervision/replay.py", "server/ingest/store.py", "server/db.py"]
         status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", *watched],
                                 capture_output=True, text=True, timeout=5, check=True).stdout.splitlines()  # fmt: skip
         dirty = [line[3:] for line in status]
@@ -1360,7 +1360,7 @@ def replay_city_day(ctx: Ctx, args: argparse.Namespace, r: Results, streams: dic
                    "took the CPU. gc enabled, collected before each timed pass.")  # fmt: skip
     r.notes.append("events/s counts the observations handed to evaluate_window (after the store's heartbeat flagging), duplicates and "
                    "the facts from before the day included; until = next midnight (a full day).")  # fmt: skip
-    r.notes.append("The replay figure is `server.replay.replay_day` on the city's SQLite database, warm in the OS page cache (it was "
+    r.notes.append("The replay figure is `server.supervision.replay.replay_day` on the city's SQLite database, warm in the OS page cache (it was "
                    "just written): reading, the core and building the report for every window — `hallwatch replay` without printing. "
                    "The in-memory figure is the core alone: the work of one supervisor sweep at the end of the day.")  # fmt: skip
     if not (same_alerts and same_timelines):

@@ -38,7 +38,7 @@ from agent.config import AgentSettings
 from agent.runtime import AgentRuntime
 from broker.protocol import ClerkLoginBody, PauseBody, PunchBody, RatingBody, SeatBody, SeatHeartbeatBody, TicketBody
 from broker.timeutil import HALL_TZ
-from server.hall import HallConfig
+from server.config.hall import HallConfig
 
 log = logging.getLogger(__name__)
 

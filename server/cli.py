@@ -19,9 +19,9 @@ from rich.logging import RichHandler
 from broker.config_file import ConfigError
 from broker.connection import BrokerSettings
 from broker.timeutil import HALL_TZ
-from server.camera_cli import camera_app
-from server.faces_cli import faces_app
-from server.users_cli import demo_users, user_app
+from server.devices.camera_cli import camera_app
+from server.faces.cli import faces_app
+from server.users.cli import demo_users, user_app
 
 app = typer.Typer(help="HallWatch 政务服务大厅窗口监管 — supervision of service hall windows.", no_args_is_help=True)
 device_app = typer.Typer(help="Register devices and their broker credentials.", no_args_is_help=True)
@@ -60,7 +60,7 @@ def _fail(message: str) -> None:
 
 
 def _load_hall(path: Path):  # type: ignore[no-untyped-def]
-    from server.hall import load_hall
+    from server.config.hall import load_hall
 
     try:
         return load_hall(path)
@@ -95,8 +95,8 @@ def server(
     verbose: bool = False,
 ) -> None:
     """Run the server: ingest from the broker, API, WebSocket and live page."""
-    from server.app import ServerSettings, create_app
-    from server.users import SessionPolicy
+    from server.web.app import ServerSettings, create_app
+    from server.users.accounts import SessionPolicy
 
     _logging(verbose)
     if username is not None and passwd_file is None:
@@ -177,8 +177,8 @@ def _drain_and_stop(runtimes, timeout: float = 60.0) -> None:  # type: ignore[no
 def _start_simulation(hall, broker_url, state_dir, credentials_dir, speed, start, seed, heartbeat):  # type: ignore[no-untyped-def]
     from sensors.simulator import SimClock, SimulatedHall, simulated_runtimes
 
-    from server.calendar_files import load_calendar
-    from server.policy_files import load_policy
+    from server.config.calendar import load_calendar
+    from server.config.policy import load_policy
     from server.rules.calendar import CalendarGapError
 
     calendar = load_calendar(hall.calendars)
@@ -217,9 +217,9 @@ def demo(
 ) -> None:
     """The demo hall on embedded defaults: amqtt broker, SQLite, simulator, live page."""
     from broker.embedded import EmbeddedBroker
-    from server.app import ServerSettings, create_app
+    from server.web.app import ServerSettings, create_app
     from server.db import make_engine
-    from server.users import UserStore
+    from server.users.accounts import UserStore
 
     _logging(verbose)
     hall_config = _load_hall(DEFAULT_HALL)
@@ -264,10 +264,10 @@ def replay(
     """Re-run a stored day under the hall's policy or a changed one; report alerts and differences."""
     from datetime import date as _date
 
-    from server.calendar_files import load_calendar
+    from server.config.calendar import load_calendar
     from server.db import make_engine, migrate
-    from server.policy_files import load_policy
-    from server.replay import replay_day, to_json
+    from server.config.policy import load_policy
+    from server.supervision.replay import replay_day, to_json
     from server.rules.calendar import CalendarGapError
 
     hall_config = _load_hall(hall)
@@ -348,7 +348,7 @@ def device_add(
     from broker.mosquitto import BrokerAuthFiles
     from broker.protocol import DeviceKind
     from server.db import make_engine, migrate
-    from server.store import Store
+    from server.ingest.store import Store
     from typing import get_args
 
     hall_config = _load_hall(hall)
@@ -380,10 +380,10 @@ def attendance_sheet(
     db: Annotated[str, typer.Option(envvar="HALLWATCH_DATABASE_URL")] = DEFAULT_DB,
 ) -> None:
     """Write the monthly attendance sheet (月度考勤表) from the stored punches, leave and make-up punches."""
-    from server.attendance_service import AttendanceService
-    from server.calendar_files import load_calendar
+    from server.attendance.service import AttendanceService
+    from server.config.calendar import load_calendar
     from server.db import make_engine, migrate
-    from server.policy_files import load_policy
+    from server.config.policy import load_policy
     from server.rules.calendar import CalendarGapError
 
     try:
@@ -416,7 +416,7 @@ def leave_import(
 ) -> None:
     """Import approved leave, outings and substitutions; all or nothing, each bad row reported."""
     from server.db import make_engine, migrate
-    from server.leave_register import LeaveRegister, RegisterError, parse_csv
+    from server.attendance.leave import LeaveRegister, RegisterError, parse_csv
 
     hall_config = _load_hall(hall)
     try:
@@ -433,7 +433,7 @@ def leave_import(
     console.print(f"imported {len(ids)} entries from {csv_file}")
 
 
-FACE_TEMPLATE_KEY_ENV = "HALLWATCH_FACE_KEY_FILE"  # server.face_registry.KEY_FILE_ENV (not imported: it loads dlib)
+FACE_TEMPLATE_KEY_ENV = "HALLWATCH_FACE_KEY_FILE"  # server.faces.registry.KEY_FILE_ENV (not imported: it loads dlib)
 FACE_TEMPLATE_KEY_FILE = "face-templates.key"
 
 

@@ -117,7 +117,7 @@ class EventRow(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     repeat: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     """A seat heartbeat that only repeats its window's last stored seat fact
-    (see ``server.store.SeatFacts``): kept, but not read back for supervision."""
+    (see ``server.ingest.store.SeatFacts``): kept, but not read back for supervision."""
 
 
 class StaffRow(Base):
@@ -339,7 +339,7 @@ class WorkOrderRow(Base):
 
 
 class UserRow(Base):
-    """A person who uses the pages or the API; roles and permissions are in server/users.py."""
+    """A person who uses the pages or the API; roles and permissions are in server/users/accounts.py."""
 
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -21,9 +21,9 @@ from users import add_user
 
 from broker.connection import BrokerSettings
 from broker.timeutil import HALL_TZ
-from server.app import ServerSettings, create_app
+from server.web.app import ServerSettings, create_app
 from server.db import make_engine
-from server.hall import load_hall
+from server.config.hall import load_hall
 
 T0 = datetime(2026, 3, 2, 9, 10, tzinfo=HALL_TZ)  # a Monday, the hall open
 SCREENSHOTS = ROOT / "docs" / "img"

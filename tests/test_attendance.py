@@ -18,8 +18,8 @@ import pytest
 
 from broker.config_file import ConfigError
 from broker.timeutil import HALL_TZ
-from server.calendar_files import national_calendar
-from server.policy_files import load_policy
+from server.config.calendar import national_calendar
+from server.config.policy import load_policy
 from server.rules.attendance import (
     STATUSES,
     MakeUpRefused,

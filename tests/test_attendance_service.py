@@ -15,17 +15,17 @@ from sqlalchemy.orm import Session
 
 from broker.protocol import PunchBody, device_topic, encode, make_event
 from broker.timeutil import HALL_TZ
-from server.attendance_api import attendance_router
-from server.auth_api import Authority
-from server.users import UserStore
+from server.attendance.api import attendance_router
+from server.users.authority import Authority
+from server.users.accounts import UserStore
 from users import sign_in
-from server.attendance_service import AttendanceService
-from server.calendar_files import national_calendar
+from server.attendance.service import AttendanceService
+from server.config.calendar import national_calendar
 from server.db import LeaveRow, make_engine, migrate
-from server.hall import load_hall
-from server.policy_files import load_policy
-from server.store import Inbound, Store
-from server.validation import check_message
+from server.config.hall import load_hall
+from server.config.policy import load_policy
+from server.ingest.store import Inbound, Store
+from server.ingest.validation import check_message
 
 HALL = load_hall(ROOT / "config/halls/demo.toml")
 POLICY = load_policy("qujiang-2023")  # two punches a day, no grace: 「早8:20时前、晚17:00时后」

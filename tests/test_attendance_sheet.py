@@ -10,9 +10,9 @@ from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
 from broker.timeutil import HALL_TZ
-from server.attendance_sheet import MARKS, TOTAL_COLUMNS, SheetRow, attendance_xlsx, day_mark
-from server.calendar_files import national_calendar
-from server.policy_files import load_policy
+from server.attendance.sheet import MARKS, TOTAL_COLUMNS, SheetRow, attendance_xlsx, day_mark
+from server.config.calendar import national_calendar
+from server.config.policy import load_policy
 from server.rules.attendance import STATUSES, Punch, evaluate_month
 from server.rules.supervision import Interval
 

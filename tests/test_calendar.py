@@ -22,7 +22,7 @@ import chinese_calendar
 import pytest
 
 from broker.config_file import ConfigError
-from server.calendar_files import load_calendar, national_calendar, national_years
+from server.config.calendar import load_calendar, national_calendar, national_years
 from server.rules.calendar import CalendarGapError, WorkCalendar
 
 REPO = Path(__file__).resolve().parent.parent

@@ -32,13 +32,13 @@ from broker.connection import BrokerSettings
 from broker.mosquitto import BrokerAuthFiles
 from broker.protocol import Command, decode
 from broker.timeutil import HALL_TZ
-from server.admin_auth import admin_token
-from server.auth_api import Authority
-from server.users import UserStore
+from server.users.admin_token import admin_token
+from server.users.authority import Authority
+from server.users.accounts import UserStore
 from users import session_headers
 from server.db import make_engine, migrate
-from server.evidence_api import MAX_BYTES, MAX_SIDE, EvidenceStore, check_picture, evidence_router
-from server.validation import KnownDevice
+from server.evidence.api import MAX_BYTES, MAX_SIDE, EvidenceStore, check_picture, evidence_router
+from server.ingest.validation import KnownDevice
 from vision.evidence import jpeg, redact
 from vision.faces import FaceSettings, find_faces, from_bgr
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.db import FacePhotoRow, FaceTemplateRow, GalleryVersionRow, StaffRow, make_engine, migrate
-from server.face_registry import FaceRegistry, RegistryError, template_cipher
+from server.faces.registry import FaceRegistry, RegistryError, template_cipher
 from vision.faces import FaceSettings
 from vision.gallery import TerminalGallery, verify_pin
 

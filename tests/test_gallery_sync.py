@@ -30,8 +30,8 @@ from agent.gallery_sync import GALLERY_FILE, GallerySync
 from agent.runtime import AgentRuntime
 from broker.mosquitto import BrokerAuthFiles
 from broker.protocol import AckBody, GalleryNotice, ServerStatus, decode_event, device_topic, encode, server_status_topic
-from server.gallery_publish import GalleryPublisher, gallery_devices, gallery_router
-from server.validation import KnownDevice
+from server.faces.gallery import GalleryPublisher, gallery_devices, gallery_router
+from server.ingest.validation import KnownDevice
 from vision.gallery_seal import (
     GALLERY_KEY_ENV,
     GALLERY_KEY_FILE,
@@ -214,7 +214,7 @@ def test_missing_and_malformed_key_files_are_named(keys: Keys) -> None:
 
 def test_faces_keys_init_writes_0600_files_once(tmp_path: Path) -> None:
     from server.cli import app
-    from server.face_registry import KEY_FILE_ENV, template_cipher
+    from server.faces.registry import KEY_FILE_ENV, template_cipher
 
     target = tmp_path / "new-keys"
     result = CliRunner().invoke(app, ["faces", "keys", "init", str(target)])

@@ -54,7 +54,7 @@ from broker.protocol import (
     make_event,
 )
 from broker.timeutil import HALL_TZ
-from server.influx_sink import WINDOW_STATES
+from server.timeseries.influx_sink import WINDOW_STATES
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.timeout(120)]
 

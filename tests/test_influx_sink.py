@@ -42,8 +42,8 @@ from broker.protocol import (
 )
 from broker.timeutil import HALL_TZ
 from server.db import WindowRow
-from server.influx_sink import InfluxSink, Spool, alert_lines, event_lines, window_lines
-from server.store import Changes
+from server.timeseries.influx_sink import InfluxSink, Spool, alert_lines, event_lines, window_lines
+from server.ingest.store import Changes
 
 HALL = "h1"
 DASHBOARD = ROOT / "config/grafana/hallwatch.json"
@@ -326,7 +326,7 @@ def test_bounded_spool_drops_the_oldest_counted_and_logged(tmp_path: Path, caplo
     events = _ratings(400, datetime.now(timezone.utc) - timedelta(hours=1))
     sink = make_sink(vm.url, spool, spool_max_bytes=8000)
     sink.start()
-    with caplog.at_level(logging.ERROR, logger="server.influx_sink"):
+    with caplog.at_level(logging.ERROR, logger="server.timeseries.influx_sink"):
         sink.write_events(events[:10])
         wait_for(lambda: sink.stats()["in_flight"] == 0, 30, "the client to give up on its first batch")
         for i in range(10, 400, 10):  # now straight to the spool, about 700 bytes at a time

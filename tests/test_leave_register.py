@@ -11,8 +11,8 @@ import pytest
 from procs import ROOT
 from test_supervisor import MONDAY_0900, Hall, seat
 
-from server.hall import load_hall
-from server.leave_register import LeaveRegister, RegisterError, parse_csv
+from server.config.hall import load_hall
+from server.attendance.leave import LeaveRegister, RegisterError, parse_csv
 
 HALL = load_hall(ROOT / "config/halls/demo.toml")
 HEADER = "kind,person_id,window_id,start,end,note\n"

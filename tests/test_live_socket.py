@@ -19,9 +19,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from broker.connection import BrokerSettings
-from server.app import ServerSettings, create_app
+from server.web.app import ServerSettings, create_app
 from server.db import make_engine
-from server.hall import load_hall
+from server.config.hall import load_hall
 from users import session_headers
 
 HALL_FILE = Path(__file__).resolve().parents[1] / "config/halls/demo.toml"

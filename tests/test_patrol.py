@@ -24,12 +24,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broker.timeutil import HALL_TZ
-from server.calendar_files import national_calendar
+from server.config.calendar import national_calendar
 from server.db import AlertRow, Base, WindowRow, make_engine, migrate
-from server.hall import load_hall
-from server.patrol_api import BULLETIN_COLUMNS, patrol_router
-from server.patrol_store import PatrolService, FindingRow, FindingStepRow, PatrolRoundRow
-from server.policy_files import load_policy
+from server.config.hall import load_hall
+from server.patrol.api import BULLETIN_COLUMNS, patrol_router
+from server.patrol.service import PatrolService, FindingRow, FindingStepRow, PatrolRoundRow
+from server.config.policy import load_policy
 from server.rules import patrol as rules
 from server.rules.calendar import CalendarGapError
 from server.rules.patrol import (
@@ -51,8 +51,8 @@ from server.rules.patrol import (
     weekly_bulletin,
 )
 from server.rules.supervision import Alert
-from server.auth_api import Authority
-from server.users import UserStore
+from server.users.authority import Authority
+from server.users.accounts import UserStore
 from users import session_headers, sign_in
 
 ROOT = Path(__file__).resolve().parents[1]

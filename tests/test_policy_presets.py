@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from broker.config_file import ConfigError
-from server.policy_files import POLICIES_DIR, available_presets, load_hall_policy, load_policy
+from server.config.policy import POLICIES_DIR, available_presets, load_hall_policy, load_policy
 from server.rules.policy import Policy, leaf_keys
 
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
@@ -271,7 +271,7 @@ def test_an_unknown_preset_lists_the_available_ones(tmp_path: Path) -> None:
 
 
 def test_a_broken_preset_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import server.policy_files as policy_files
+    import server.config.policy as policy_files
 
     good = (POLICIES_DIR / "linfen.toml").read_text(encoding="utf-8")
     monkeypatch.setattr(policy_files, "POLICIES_DIR", tmp_path)

@@ -580,7 +580,7 @@ def test_ack_refs(ref: str) -> None:
 
 
 def test_devices_may_not_publish_gallery_notices() -> None:
-    from server.validation import KnownDevice, Rejection, check_message
+    from server.ingest.validation import KnownDevice, Rejection, check_message
 
     registry = {"ft-01": KnownDevice("demo", "face_terminal", frozenset())}
     notice = encode(OTHERS[-1])

@@ -37,7 +37,7 @@ from broker.protocol import (
     parse_device_topic,
     server_status_topic,
 )
-from server.validation import COMMON_EVENTS, KIND_EVENTS, KnownDevice, Rejection, check_message
+from server.ingest.validation import COMMON_EVENTS, KIND_EVENTS, KnownDevice, Rejection, check_message
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "protocol.md"
@@ -182,7 +182,7 @@ def _table_with_header(first_cell: str) -> Table:
 
 
 def _demo_registry() -> dict[str, KnownDevice]:
-    from server.hall import load_hall
+    from server.config.hall import load_hall
 
     hall = load_hall(DEMO_HALL)
     return {d.id: KnownDevice(hall.hall.id, d.kind, frozenset(d.windows)) for d in hall.devices}
@@ -383,11 +383,11 @@ def test_kinds_table_matches_validation() -> None:
     assert set(documented) == set(get_args(DeviceKind)), (
         f"kinds table lists {sorted(documented)}, protocol.DeviceKind is {sorted(get_args(DeviceKind))}"
     )
-    assert set(KIND_EVENTS) == set(get_args(DeviceKind)), "server.validation.KIND_EVENTS and DeviceKind differ"
+    assert set(KIND_EVENTS) == set(get_args(DeviceKind)), "server.ingest.validation.KIND_EVENTS and DeviceKind differ"
     for kind, events in documented.items():
         allowed = set(KIND_EVENTS[kind] | COMMON_EVENTS)
         assert events == allowed, (
-            f"kinds table, {kind}: documented {sorted(events)}, server.validation allows {sorted(allowed)}"
+            f"kinds table, {kind}: documented {sorted(events)}, server.ingest.validation allows {sorted(allowed)}"
         )
 
 

@@ -24,8 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.timeutil import HALL_TZ
-from server.calendar_files import national_calendar
-from server.policy_files import load_policy
+from server.config.calendar import national_calendar
+from server.config.policy import load_policy
 from server.rules import ratings as rules
 from server.rules.calendar import CalendarGapError
 from server.rules.ratings import (

@@ -23,15 +23,15 @@ from test_supervisor import HALL, Hall
 
 from broker.protocol import RatingBody, SeatBody, TicketBody
 from broker.timeutil import HALL_TZ
-from server.auth_api import Authority
-from server.users import UserStore
+from server.users.authority import Authority
+from server.users.accounts import UserStore
 from users import session_headers, sign_in
 from server.db import Base, RatingRow, WorkOrderRow
-from server.ratings_api import ratings_router
-from server.ratings_service import RatingsService
-from server.ratings_sheet import ORDERS_SHEET_COLUMNS, stats_columns
-from server.store import Changes, Inbound
-from server.validation import check_message
+from server.ratings.api import ratings_router
+from server.ratings.service import RatingsService
+from server.ratings.sheet import ORDERS_SHEET_COLUMNS, stats_columns
+from server.ingest.store import Changes, Inbound
+from server.ingest.validation import check_message
 
 TUESDAY = date(2026, 3, 3)
 SEP30 = date(2026, 9, 30)

@@ -12,11 +12,11 @@ from test_supervisor import Hall
 
 from broker.protocol import ClerkLoginBody, PauseBody, RatingBody, SeatBody, SeatHeartbeatBody
 from broker.timeutil import HALL_TZ
-from server import supervisor as supervisor_module
+from server.supervision import service as supervisor_module
 from server.db import LeaveRow
-from server.hall import HallConfig, load_hall
+from server.config.hall import HallConfig, load_hall
 from server.rules.supervision import Observation
-from server.supervisor import _cameras
+from server.supervision.service import _cameras
 from sqlalchemy.orm import Session
 
 HALL = load_hall(ROOT / "config/halls/demo.toml")

@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from test_supervisor import HALL, MONDAY_0900, Hall, seat
 
 from broker.protocol import RatingBody
-from server.calendar_files import national_calendar
-from server.review_api import review_router
+from server.config.calendar import national_calendar
+from server.review.api import review_router
 
 
 def _client(hall: Hall) -> TestClient:

@@ -31,9 +31,9 @@ from broker.protocol import (
 )
 from server.rules.supervision import instant_state
 from server.db import MIGRATIONS, DeviceRow, EventRow, RejectionRow, WindowRow, make_engine, migrate
-from server.hall import load_hall
-from server.store import Changes, Inbound, Store
-from server.validation import check_message
+from server.config.hall import load_hall
+from server.ingest.store import Changes, Inbound, Store
+from server.ingest.validation import check_message
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "config" / "halls" / "demo.toml"

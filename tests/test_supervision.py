@@ -14,8 +14,8 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from broker.timeutil import HALL_TZ
-from server.calendar_files import national_calendar
-from server.policy_files import available_presets, load_policy
+from server.config.calendar import national_calendar
+from server.config.policy import available_presets, load_policy
 from server.rules.policy import Policy
 from server.rules.supervision import Interval, Observation, WindowDay, WindowPlan, evaluate_window
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.timeutil import HALL_TZ
-from server.calendar_files import national_calendar
-from server.policy_files import load_policy
+from server.config.calendar import national_calendar
+from server.config.policy import load_policy
 from server.rules.supervision import Observation, WindowPlan, evaluate_window, open_intervals
 
 CAL = national_calendar([2026])

@@ -13,16 +13,16 @@ from procs import ROOT
 
 from broker.protocol import DeviceStatus, PauseBody, SeatBody, SeatHeartbeatBody, device_topic, encode, make_event
 from broker.timeutil import HALL_TZ
-from server.calendar_files import national_calendar
+from server.config.calendar import national_calendar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.db import EventRow, make_engine, migrate
-from server.hall import load_hall
-from server.policy_files import load_policy
-from server.store import Inbound, Store
-from server.supervisor import Supervisor
-from server.validation import check_message
+from server.config.hall import load_hall
+from server.config.policy import load_policy
+from server.ingest.store import Inbound, Store
+from server.supervision.service import Supervisor
+from server.ingest.validation import check_message
 
 HALL = load_hall(ROOT / "config/halls/demo.toml")
 MONDAY_0900 = datetime(2026, 3, 2, 9, 0, tzinfo=HALL_TZ)
@@ -209,7 +209,7 @@ def test_replay_is_byte_identical_and_shows_a_changed_policy(tmp_path: Path) -> 
 
 
 def test_scheduled_round_drafts_findings_from_the_alerts(hall: Hall) -> None:
-    from server.patrol_store import AUTO_OFFICER, PatrolService
+    from server.patrol.service import AUTO_OFFICER, PatrolService
 
     patrols = PatrolService(hall.engine, HALL, hall.policy, national_calendar([2026]), hall.clock)
     _morning(hall)

@@ -15,18 +15,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broker.connection import BrokerSettings
-from server.app import ServerSettings, create_app
-from server.auth_api import COOKIE
+from server.web.app import ServerSettings, create_app
+from server.users.authority import COOKIE
 from server.db import AuditRow, SessionRow, UserRow, make_engine
-from server.hall import load_hall
-from server.users import GRANTS, PERMISSIONS, ROLES, SessionPolicy, UserError, UserStore
-from server.users_cli import demo_users
+from server.config.hall import load_hall
+from server.users.accounts import GRANTS, PERMISSIONS, ROLES, SessionPolicy, UserError, UserStore
+from server.users.cli import demo_users
 from users import PASSWORD, add_user, session_headers
 
 ROOT = Path(__file__).resolve().parents[1]
 HALL_FILE = ROOT / "config/halls/demo.toml"
 DEVICE_ENDPOINTS = {"POST /api/evidence"}
-"""Devices log in with their broker account (server/device_auth.py), not as users."""
+"""Devices log in with their broker account (server/devices/auth.py), not as users."""
 
 
 class WallClock:

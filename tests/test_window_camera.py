@@ -25,8 +25,8 @@ from broker.mosquitto import BrokerAuthFiles
 from broker.protocol import SeatBody, SeatHeartbeatBody
 from broker.timeutil import HALL_TZ
 from conftest import TESTDATA, require, require_executable
-from server.app import ServerSettings, create_app
-from server.hall import load_hall
+from server.web.app import ServerSettings, create_app
+from server.config.hall import load_hall
 from vision.occupancy import OccupancyMonitor, OccupancySettings, SeatRegion
 from vision.seat_camera import WindowCamera
 

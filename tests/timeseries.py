@@ -69,7 +69,7 @@ def wait_exported(vm: VictoriaProcess, points: int, match: str, timeout: float =
 
 
 def expected(events: list[Event]) -> Samples:
-    """What seat, rating and heartbeat events must become (server/influx_sink.py ``event_lines``), worked out from the events."""
+    """What seat, rating and heartbeat events must become (server/timeseries/influx_sink.py ``event_lines``), worked out from the events."""
     samples: Samples = defaultdict(dict)
     for e in events:
         b: Any = e.body

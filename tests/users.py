@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from server.auth_api import COOKIE
-from server.users import UserError, UserStore
+from server.users.authority import COOKIE
+from server.users.accounts import UserError, UserStore
 
 PASSWORD = "correct horse battery"
 ADMIN_TOKEN = "script-admin-token-0123456789"

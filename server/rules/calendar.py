@@ -8,7 +8,7 @@ holidays (调休), so a Saturday can be a working day and a Monday a holiday.
 
 :class:`WorkCalendar` answers those questions from explicit data and nothing
 else — no I/O, no clock, no knowledge of where the data came from (that is
-``server/calendar_files.py``).  It knows which years it *covers*: for a year
+``server/config/calendar.py``).  It knows which years it *covers*: for a year
 whose schedule nobody has given it, every question raises
 :class:`CalendarGapError` instead of guessing ``weekday() < 5``, because a
 guess would silently put a deadline on a day the hall is closed.

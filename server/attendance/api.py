@@ -1,0 +1,89 @@
+"""Attendance over HTTP: a month's results, the monthly sheet (xlsx), make-up punch requests.
+
+Reading needs a logged-in user; filing and deciding make-up punches need their
+permissions, and the decider is the logged-in user.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Response
+from pydantic import AwareDatetime, BaseModel, Field
+
+from server.users.authority import Authority
+from server.attendance.service import AttendanceService, makeup_json, month_json
+from server.rules.attendance import MakeUpRefused, MakeUpTransitionError
+from server.rules.calendar import CalendarGapError
+from server.users.accounts import Principal
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+class MakeUpFiling(BaseModel):
+    person_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    claimed_at: AwareDatetime
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class Decision(BaseModel):
+    note: str = Field(default="", max_length=200)
+
+
+def attendance_router(service: AttendanceService, authority: Authority) -> APIRouter:
+    router = APIRouter(prefix="/api/attendance", tags=["attendance"], dependencies=[Depends(authority.principal)])
+    decider = Depends(authority.require("makeups.decide"))
+    Year = Path(ge=2000, le=2099)
+    Month = Path(ge=1, le=12)
+
+    def month_of(year: int, month: int) -> list[Any]:
+        try:
+            return service.month(year, month)
+        except CalendarGapError as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @router.get("/{year}/{month}")
+    def get_month(year: int = Year, month: int = Month) -> list[dict[str, Any]]:
+        """Everyone's half-days and monthly summary (with escalations and their sources)."""
+        return [month_json(name, window, result) for name, window, result in month_of(year, month)]
+
+    @router.get("/{year}/{month}/sheet.xlsx", response_class=Response)
+    def get_sheet(year: int = Year, month: int = Month) -> Response:
+        """The monthly attendance sheet (月度考勤表), laid out as a hall office keeps it."""
+        month_of(year, month)  # a calendar gap answers 409 before building the workbook
+        data = service.sheet(year, month)
+        return Response(data, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="attendance-{year}-{month:02d}.xlsx"'})
+
+    @router.get("/makeups")
+    def list_makeups(state: Literal["requested", "approved", "rejected"] | None = None, since: date | None = None) -> list[dict[str, Any]]:
+        return [makeup_json(r) for r in service.requests(state, since)]
+
+    @router.post("/makeups", status_code=201)
+    def file(filing: MakeUpFiling, by: Principal = Depends(authority.require("makeups.file"))) -> dict[str, Any]:
+        """File a make-up punch (补卡); refused with the rule and its source when the policy says no."""
+        rostered = [w.id for w in service.hall.windows if filing.person_id in w.clerks]
+        authority.check_scope(by, service.hall.departments_of(rostered), f"clerk {filing.person_id}")
+        try:
+            return makeup_json(service.file(filing.person_id, filing.claimed_at, filing.reason))
+        except MakeUpRefused as exc:
+            raise HTTPException(422, {"reason": str(exc), "rule": exc.rule, "source": exc.source}) from None
+
+    def decide(request_id: int, decision: Decision, approve: bool, by: Principal) -> dict[str, Any]:
+        try:
+            row = service.decide(request_id, approve, by.name, decision.note)
+        except MakeUpTransitionError as exc:
+            raise HTTPException(409, str(exc)) from None
+        if row is None:
+            raise HTTPException(404, f"no make-up request {request_id}")
+        return makeup_json(row)
+
+    @router.post("/makeups/{request_id}/approve")
+    def approve(request_id: int, decision: Decision, by: Principal = decider) -> dict[str, Any]:
+        return decide(request_id, decision, True, by)
+
+    @router.post("/makeups/{request_id}/reject")
+    def reject(request_id: int, decision: Decision, by: Principal = decider) -> dict[str, Any]:
+        return decide(request_id, decision, False, by)
+
+    return router

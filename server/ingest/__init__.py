@@ -1,0 +1,1 @@
+"""MQTT ingest: validate, de-duplicate and store every event once, keep each device's and window's current state."""

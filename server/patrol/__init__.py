@@ -1,0 +1,1 @@
+"""巡查 Patrols: rounds, findings and their workflow, the weekly bulletin (通报)."""

@@ -1,0 +1,1 @@
+"""Time-series export: committed events, window states and alerts as InfluxDB points."""

@@ -1,0 +1,1 @@
+"""Users, roles and sessions, the administrator token, the audit log: who may do what."""

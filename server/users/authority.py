@@ -1,0 +1,152 @@
+"""Who is asking, and may they: the session API and the one authentication dependency.
+
+A request is made by a logged-in user (cookie ``hw_session`` from
+``POST /api/session``) or by a script holding the administrator token
+(``Authorization: Bearer …``, HALLWATCH_ADMIN_TOKEN_FILE), which counts as
+the role ``admin``.  :meth:`Authority.principal` (any logged-in principal:
+reading) and :meth:`Authority.require` (one permission from
+:data:`server.users.accounts.PERMISSIONS`: changing) are the only checks the
+endpoints use: 401 without a principal, 403 naming the missing permission;
+an endpoint changing one window's records adds :meth:`Authority.check_scope`
+(a window lead changes only their own department's).
+The cookie is HttpOnly and SameSite=Strict, so another site cannot make a
+logged-in browser post to the API.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Collection
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, Field
+from starlette.requests import HTTPConnection
+
+from server.users.audit import PRINCIPAL_KEY, AuditLog
+from server.users.accounts import GRANTS, LOGIN_ACTION, MAX_PASSWORD, PERMISSIONS, ROLE_ZH, LoginRefused, Principal, UserStore
+
+COOKIE = "hw_session"
+TOKEN_PRINCIPAL = Principal("admin-token", "admin")
+
+
+class Credentials(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD)
+
+
+def principal_json(principal: Principal) -> dict[str, Any]:
+    return {
+        "username": principal.name,
+        "role": principal.role,
+        "role_zh": ROLE_ZH[principal.role],
+        "permissions": sorted(GRANTS[principal.role]),
+        "department": principal.department,
+    }
+
+
+class Authority:
+    """Identifies the caller of a request or WebSocket; ``token`` is the administrator token (None: no token login)."""
+
+    def __init__(self, users: UserStore, token: bytes | None) -> None:
+        self.users = users
+        self.token = token
+
+    def identify(self, connection: HTTPConnection) -> Principal | None:
+        header = connection.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            given = header[7:].strip().encode()
+            ok = self.token is not None and bool(given) and hmac.compare_digest(given, self.token)
+            return TOKEN_PRINCIPAL if ok else None
+        cookie = connection.cookies.get(COOKIE)
+        return self.users.session(cookie) if cookie else None
+
+    def principal(self, request: Request) -> Principal:
+        """The dependency of every endpoint that needs a logged-in caller; it also tells the audit log who it was."""
+        found = self.identify(request)
+        if found is None:
+            raise HTTPException(401, "log in first (POST /api/session), or send the administrator token", headers={"WWW-Authenticate": "Bearer"})
+        setattr(request.state, PRINCIPAL_KEY, found)
+        return found
+
+    def require(self, permission: str) -> Callable[..., Principal]:
+        """A dependency giving the caller when their role grants ``permission``, 403 otherwise."""
+        if permission not in PERMISSIONS:
+            raise ValueError(f"unknown permission {permission!r}")
+
+        def check(principal: Principal = Depends(self.principal)) -> Principal:
+            return self.check(principal, permission)
+
+        return check
+
+    @staticmethod
+    def check(principal: Principal, permission: str) -> Principal:
+        """``principal`` when their role grants ``permission``; 403 naming it otherwise.  For an endpoint
+        whose permission depends on a parameter; the others use :meth:`require`."""
+        if not principal.may(permission):
+            raise HTTPException(403, f"permission {permission} ({PERMISSIONS[permission]}) is not granted to role {principal.role}")
+        return principal
+
+    @staticmethod
+    def check_scope(principal: Principal, departments: Collection[str], what: str) -> Principal:
+        """``principal`` when they answer for ``what``, which belongs to ``departments``; 403 saying whose it
+        is otherwise.  Only a window lead is limited (to their own department, server/users/accounts.py)."""
+        if principal.covers(departments):
+            return principal
+        if principal.department is None:
+            raise HTTPException(
+                403, f"window lead {principal.name} has no department yet: an administrator sets it (hallwatch user department {principal.name} 部门)"
+            )
+        owner = "、".join(sorted(departments)) or "no department of this hall"
+        raise HTTPException(403, f"{what} belongs to {owner}; window lead {principal.name} answers for {principal.department} only")
+
+
+def session_router(authority: Authority, audit: AuditLog) -> APIRouter:
+    """``/api/session`` (log in, who am I, log out) and ``/api/audit``."""
+    router = APIRouter(tags=["users"])
+    users = authority.users
+
+    @router.post("/api/session")
+    def login(credentials: Credentials, request: Request, response: Response) -> dict[str, Any]:
+        """Log in: sets the session cookie; 401 for a wrong name or password, 429 after too many failures."""
+        try:
+            token, principal, expires = users.login(credentials.username, credentials.password)
+        except LoginRefused as exc:
+            status = 429 if exc.limited else 401
+            audit.record(credentials.username, "", LOGIN_ACTION, credentials.username, str(status))
+            raise HTTPException(status, str(exc)) from None
+        audit.record(principal.name, principal.role, LOGIN_ACTION, principal.name, "200")
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=int(users.policy.absolute.total_seconds()),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return principal_json(principal) | {"expires_at": expires.isoformat(), "idle_minutes": int(users.policy.idle.total_seconds() // 60)}
+
+    @router.get("/api/session")
+    def whoami(principal: Principal = Depends(authority.principal)) -> dict[str, Any]:
+        """The logged-in user, role and permissions (401 when the session has ended)."""
+        return principal_json(principal)
+
+    @router.delete("/api/session", status_code=204)
+    def logout(request: Request, response: Response, _: Principal = Depends(authority.principal)) -> None:
+        cookie = request.cookies.get(COOKIE)
+        if cookie:
+            users.logout(cookie)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+
+    @router.get("/api/audit")
+    def audit_log(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+        actor: Annotated[str | None, Query(max_length=64)] = None,
+        before_id: Annotated[int | None, Query(ge=1)] = None,
+        _: Principal = Depends(authority.require("audit.read")),
+    ) -> list[dict[str, Any]]:
+        """The audit log, newest first; page back with ``before_id``."""
+        return audit.entries(limit, actor, before_id)
+
+    return router

@@ -1,0 +1,1 @@
+"""The server process: the app that composes every capability's routes, the WebSocket and the pages."""
