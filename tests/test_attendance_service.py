@@ -24,7 +24,8 @@ from server.config.calendar import national_calendar
 from server.db import LeaveRow, make_engine, migrate
 from server.config.hall import load_hall
 from server.config.policy import load_policy
-from server.ingest.store import Inbound, Store
+from server.ingest.batch import Inbound
+from server.ingest.store import Store
 from server.ingest.validation import check_message
 
 HALL = load_hall(ROOT / "config/halls/demo.toml")

@@ -37,7 +37,8 @@ from server.users.authority import Authority
 from server.users.accounts import UserStore
 from users import session_headers
 from server.db import make_engine, migrate
-from server.evidence.api import MAX_BYTES, MAX_SIDE, EvidenceStore, check_picture, evidence_router
+from server.evidence.api import MAX_BYTES, MAX_SIDE, check_picture, evidence_router
+from server.evidence.service import EvidenceStore
 from server.ingest.validation import KnownDevice
 from vision.evidence import jpeg, redact
 from vision.faces import FaceSettings, find_faces, from_bgr

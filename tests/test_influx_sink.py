@@ -43,7 +43,7 @@ from broker.protocol import (
 from broker.timeutil import HALL_TZ
 from server.db import WindowRow
 from server.timeseries.influx_sink import InfluxSink, Spool, alert_lines, event_lines, window_lines
-from server.ingest.store import Changes
+from server.ingest.batch import Changes
 
 HALL = "h1"
 DASHBOARD = ROOT / "config/grafana/hallwatch.json"

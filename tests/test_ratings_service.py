@@ -30,7 +30,7 @@ from server.db import Base, RatingRow, WorkOrderRow
 from server.ratings.api import ratings_router
 from server.ratings.service import RatingsService
 from server.ratings.sheet import ORDERS_SHEET_COLUMNS, stats_columns
-from server.ingest.store import Changes, Inbound
+from server.ingest.batch import Changes, Inbound
 from server.ingest.validation import check_message
 
 TUESDAY = date(2026, 3, 3)

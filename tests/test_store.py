@@ -32,7 +32,9 @@ from broker.protocol import (
 from server.rules.supervision import instant_state
 from server.db import MIGRATIONS, DeviceRow, EventRow, RejectionRow, WindowRow, make_engine, migrate
 from server.config.hall import load_hall
-from server.ingest.store import Changes, Inbound, Store
+from server.ingest.batch import Changes, Inbound
+from server.devices.register import add_device
+from server.ingest.store import Store
 from server.ingest.validation import check_message
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,7 +182,7 @@ def test_reseeding_keeps_live_state(store, dev, engine):
 
 
 def test_added_device_can_speak(store, engine):
-    store.add_device(HALL_ID, "btn-01", "pause_button", ["w07"])
+    add_device(engine, HALL_ID, "btn-01", "pause_button", ["w07"])
     dev = Devices(store)
     changes = dev.ingest(dev.event("btn-01", PauseBody(window_id="w07", paused=True, source="button")))
     assert len(changes.events) == 1 and not changes.rejections

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from server.db import EventRow, make_engine, migrate
 from server.config.hall import load_hall
 from server.config.policy import load_policy
-from server.ingest.store import Inbound, Store
+from server.ingest.batch import Inbound
+from server.ingest.store import Store
 from server.supervision.service import Supervisor
 from server.ingest.validation import check_message
 

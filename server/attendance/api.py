@@ -1,19 +1,24 @@
-"""Attendance over HTTP: a month's results, the monthly sheet (xlsx), make-up punch requests.
+"""Attendance over HTTP: a month's results, the monthly sheet (xlsx), make-up punch requests,
+and the leave register (请假、外出、替岗登记).
 
-Reading needs a logged-in user; filing and deciding make-up punches need their
-permissions, and the decider is the logged-in user.
+Reading needs a logged-in user; filing and deciding make-up punches and
+registering leave need their permissions, and the decider is the logged-in
+user.  A window lead registers leave only for their own department's windows.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
-from server.users.authority import Authority
+from broker.timeutil import HALL_TZ
+from server.attendance.leave import LeaveEntry, LeaveRegister, RegisterError, parse_csv
 from server.attendance.service import AttendanceService, makeup_json, month_json
+from server.config.hall import HallConfig
+from server.users.authority import Authority
 from server.rules.attendance import MakeUpRefused, MakeUpTransitionError
 from server.rules.calendar import CalendarGapError
 from server.users.accounts import Principal
@@ -85,5 +90,47 @@ def attendance_router(service: AttendanceService, authority: Authority) -> APIRo
     @router.post("/makeups/{request_id}/reject")
     def reject(request_id: int, decision: Decision, by: Principal = decider) -> dict[str, Any]:
         return decide(request_id, decision, False, by)
+
+    return router
+
+
+def leave_router(register: LeaveRegister, hall: HallConfig, authority: Authority) -> APIRouter:
+    """``/api/leaves``: the register entries of a day, adding entries, and a CSV import."""
+    router = APIRouter(tags=["attendance"], dependencies=[Depends(authority.principal)])
+    writer = Depends(authority.require("leaves.write"))
+    window_ids = {w.id for w in hall.windows}
+
+    @router.get("/api/leaves")
+    def get_leaves(day: date) -> list[dict[str, Any]]:
+        """Register entries that touch a day (hall time)."""
+        start = datetime.combine(day, datetime.min.time(), HALL_TZ)
+        return register.between(start, start + timedelta(days=1))
+
+    def register_leaves(entries: list[LeaveEntry], by: Principal) -> list[int]:
+        """All or nothing: a window lead registers only for their own department's windows.  The scope is
+        checked once every window is known (an unknown one is a 422 naming it, for everyone)."""
+        named = {e.window_id for e in entries}
+        if named and named <= window_ids:
+            authority.check_scope(by, hall.departments_of(named), "window " + ", ".join(sorted(named)))
+        try:
+            return register.add(entries)
+        except RegisterError as exc:
+            raise HTTPException(422, {"problems": exc.problems}) from None
+
+    @router.post("/api/leaves")
+    def add_leaves(entries: list[LeaveEntry], by: Principal = writer) -> dict[str, list[int]]:
+        return {"ids": register_leaves(entries, by)}
+
+    @router.post("/api/leaves/import")
+    async def import_leaves(request: Request, by: Principal = writer) -> dict[str, int]:
+        """Bulk import a register CSV (UTF-8); all or nothing, every bad row reported."""
+        raw = await request.body()
+        try:
+            entries = parse_csv(raw.decode("utf-8"), hall)
+        except UnicodeDecodeError:
+            raise HTTPException(422, {"problems": ["file: not UTF-8 text (save the CSV as UTF-8)"]}) from None
+        except RegisterError as exc:
+            raise HTTPException(422, {"problems": exc.problems}) from None
+        return {"imported": len(register_leaves(entries, by))}
 
     return router

@@ -12,31 +12,22 @@ retention period are deleted, row and file, by the server's periodic sweep.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
-import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import cv2
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request, Response
-from sqlalchemy import delete, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from broker.protocol import Command, encode
-from broker.timeutil import Clock, hall_iso, shanghai_now
-from server.users.authority import Authority
-from server.db import EvidenceRow
 from server.devices.auth import device_login
+from server.evidence.service import Cause, EvidenceStore
 from server.ingest.validation import KnownDevice
+from server.users.authority import Authority
 
 log = logging.getLogger(__name__)
 
@@ -44,144 +35,6 @@ MAX_BYTES = 2 * 2**20
 MAX_SIDE = 4096
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]{7,63}$"
 IDENT = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-PURGE_EVERY_S = 3600.0
-Cause = Literal["vacancy", "request"]
-PART = ".part"
-"""The suffix of a picture being stored (its row not yet committed)."""
-
-
-class EvidenceStore:
-    """The evidence pictures of one hall: files under ``directory``, rows in the database."""
-
-    def __init__(self, engine: Engine, directory: Path, retention_days: int, clock: Clock = shanghai_now) -> None:
-        if retention_days < 1:
-            raise ValueError("evidence retention must be at least one day")
-        self.engine = engine
-        self.directory = directory
-        self.retention = timedelta(days=retention_days)
-        self.clock = clock
-        self._next_purge = 0.0
-
-    def path(self, evidence_id: str) -> Path:
-        return self.directory / f"{evidence_id}.jpg"
-
-    def add(self, evidence_id: str, device_id: str, window_id: str, taken_at: datetime, cause: Cause, picture: bytes) -> bool:
-        """Keep one picture; False when this id is already stored (a retried upload, or one sent twice at once).
-
-        The picture is written to a temporary file that takes its name only once its row is committed,
-        so two uploads of one id racing each other give one picture and a "stored already", never an
-        error, and a failed commit leaves no file behind.  Should the file not arrive after its row
-        (the disk filled, the server died in between), the camera's retry of the same picture puts it
-        in place."""
-        digest = hashlib.sha256(picture).hexdigest()
-        if self._stored(evidence_id, digest, picture):
-            return False
-        temporary = self._temporary(evidence_id, picture)
-        try:
-            with Session(self.engine) as session, session.begin():
-                session.add(
-                    EvidenceRow(
-                        id=evidence_id,
-                        device_id=device_id,
-                        window_id=window_id,
-                        taken_at=taken_at,
-                        received_at=self.clock(),
-                        cause=cause,
-                        size=len(picture),
-                        sha256=digest,
-                    )
-                )
-        except IntegrityError:
-            temporary.unlink()
-            return False
-        except BaseException:
-            temporary.unlink()
-            raise
-        self._move(temporary, evidence_id)
-        return True
-
-    def _stored(self, evidence_id: str, digest: str, picture: bytes) -> bool:
-        """Is there a row for this id?  A row without its file gets this picture if it is the same one."""
-        with Session(self.engine) as session:
-            stored = session.scalar(select(EvidenceRow.sha256).where(EvidenceRow.id == evidence_id))
-        if stored is None:
-            return False
-        if stored == digest and not self.path(evidence_id).exists():
-            self._move(self._temporary(evidence_id, picture), evidence_id)
-            log.warning("evidence %s: its picture was missing; the camera's retry put it in place", evidence_id)
-        return True
-
-    def _temporary(self, evidence_id: str, picture: bytes) -> Path:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self.directory, prefix=f".{evidence_id}.", suffix=PART)  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(picture)
-        except BaseException:
-            os.unlink(name)
-            raise
-        return Path(name)
-
-    def _move(self, temporary: Path, evidence_id: str) -> None:
-        try:
-            os.replace(temporary, self.path(evidence_id))
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-
-    def get(self, evidence_id: str) -> tuple[EvidenceRow, bytes] | None:
-        with Session(self.engine) as session:
-            row = session.get(EvidenceRow, evidence_id)
-        if row is None:
-            return None
-        try:
-            return row, self.path(evidence_id).read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def list(self, window_id: str | None, limit: int) -> list[dict[str, Any]]:
-        query = select(EvidenceRow).order_by(EvidenceRow.taken_at.desc()).limit(limit)
-        if window_id:
-            query = query.where(EvidenceRow.window_id == window_id)
-        with Session(self.engine) as session:
-            return [_json(row) for row in session.scalars(query)]
-
-    def tick(self) -> None:
-        """The periodic sweep's call: purge at most once an hour."""
-        if time.monotonic() >= self._next_purge:
-            self._next_purge = time.monotonic() + PURGE_EVERY_S
-            self.purge()
-
-    def purge(self) -> int:
-        """Delete the pictures older than the retention period; how many went."""
-        cutoff = self.clock() - self.retention
-        with Session(self.engine) as session, session.begin():
-            old = list(session.scalars(select(EvidenceRow.id).where(EvidenceRow.taken_at < cutoff)))
-            if old:
-                session.execute(delete(EvidenceRow).where(EvidenceRow.id.in_(old)))
-        for evidence_id in old:
-            self.path(evidence_id).unlink(missing_ok=True)
-        if self.directory.exists():  # an upload cut off by a crash between its file and its row
-            stale = time.time() - 3600
-            for part in self.directory.glob(f".*{PART}"):
-                if part.stat().st_mtime < stale:
-                    part.unlink(missing_ok=True)
-        if old:
-            log.info("evidence: %d pictures older than %d days deleted", len(old), self.retention.days)
-        return len(old)
-
-
-def _json(row: EvidenceRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "device_id": row.device_id,
-        "window_id": row.window_id,
-        "taken_at": hall_iso(row.taken_at),
-        "received_at": hall_iso(row.received_at),
-        "cause": row.cause,
-        "size": row.size,
-        "sha256": row.sha256,
-    }
 
 
 def check_picture(data: bytes) -> None:

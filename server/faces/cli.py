@@ -16,15 +16,20 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from server.cli_common import DEFAULT_DB, Db, fail
+from server.cli_common import console as stderr
+
 if TYPE_CHECKING:
     from server.faces.registry import FaceRegistry
     from vision.calibration import Calibration
     from vision.evaluate import Evaluation
 
 faces_app = typer.Typer(help="人脸 Faces: enrolment, deletion, PINs and evaluation.", no_args_is_help=True)
-DEFAULT_DB = "sqlite:///var/hallwatch.db"
-Db = Annotated[str, typer.Option(envvar="HALLWATCH_DATABASE_URL", help="sqlite:///path or postgresql://user@host/db")]
+keys_app = typer.Typer(help="Key files for face templates and gallery sync.", no_args_is_help=True)
+faces_app.add_typer(keys_app, name="keys")
 console = Console()
+TEMPLATE_KEY_ENV = "HALLWATCH_FACE_KEY_FILE"  # server.faces.registry.KEY_FILE_ENV (not imported: it loads dlib)
+TEMPLATE_KEY_FILE = "face-templates.key"
 
 
 def _error(message: object, code: int = 2) -> typer.Exit:
@@ -219,3 +224,29 @@ def liveness_report(
     if refit:
         table.add_row("refit, leave-one-subject-out", f"{refit['cv_spoof_rejected_pct']} %", f"{refit['cv_live_accepted_pct']} %", f"{refit['other_live_accepted_pct']} %")
     console.print(table)
+
+
+@keys_app.command("init")
+def keys_init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the new key files (created 0700; existing keys are never overwritten).")],
+) -> None:
+    """Create the face template key and the gallery keys (each file 0600) and say where each goes."""
+    from cryptography.fernet import Fernet
+
+    from vision import gallery_seal as seal
+
+    files = seal.new_key_files() | {TEMPLATE_KEY_FILE: Fernet.generate_key() + b"\n"}
+    try:
+        seal.write_private_files(directory, files)
+    except FileExistsError as exc:
+        fail(f"{exc}; move them away first if you really mean to replace the keys")
+    placement = [
+        (TEMPLATE_KEY_FILE, TEMPLATE_KEY_ENV, "server only: encrypts stored face templates"),
+        (seal.SIGNING_KEY_FILE, seal.SIGNING_KEY_ENV, "server only: signs galleries"),
+        (seal.GALLERY_KEY_FILE, seal.GALLERY_KEY_ENV, "server and every face terminal: encrypts galleries"),
+        (seal.VERIFY_KEY_FILE, seal.VERIFY_KEY_ENV, "every face terminal: checks the server's signature"),
+    ]
+    stderr.print(f"key files written to {directory} (mode 0600); set these variables where each file goes:")
+    for name, env, where in placement:
+        typer.echo(f"{env}={directory / name}    # {where}")
+    stderr.print("copy each file to its hosts with mode 0600, keep an offline backup, delete what is not needed here")

@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 from broker.connection import BrokerSettings, make_client
 from broker.protocol import ServerStatus, device_topic, encode, server_status_topic, server_subscriptions
 from server.db import EventRow, RejectionRow
-from server.ingest.store import Changes, Inbound, Store
+from server.ingest.batch import Changes, Inbound
+from server.ingest.store import Store
 from server.rules.calendar import CalendarGapError
 from server.supervision.service import Supervisor
 from server.ingest.validation import KnownDevice, Rejection, check_message

@@ -8,7 +8,6 @@ happens, whichever of the two keys it repeats.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,44 +20,12 @@ from broker.protocol import DeviceStatus, Event
 from broker.timeutil import Clock, shanghai_now
 from server.db import DeviceHealthRow, DeviceRow, EventRow, RejectionRow, WindowRow
 from server.config.hall import HallConfig
+from server.devices.register import put_device
+from server.ingest.batch import Changes, Inbound
 from server.ingest.validation import KnownDevice, Rejection
 from server.ingest.window_facts import WindowFacts, apply_event
 
 EXCERPT_BYTES = 300
-
-
-@dataclass
-class Inbound:
-    """One received MQTT message after validation."""
-
-    topic: str
-    payload: bytes
-    received: datetime
-    checked: Event | DeviceStatus | Rejection
-
-
-@dataclass
-class Changes:
-    """What one batch changed, for counters and WebSocket pushes."""
-
-    events: list[Event] = field(default_factory=list)
-    repeats: set[str] = field(default_factory=set)
-    """msg_ids of the stored seat heartbeats that only repeat the known seat fact."""
-    duplicates: int = 0
-    rejections: list[RejectionRow] = field(default_factory=list)
-    windows: dict[str, WindowRow] = field(default_factory=dict)
-    devices: dict[str, DeviceRow] = field(default_factory=dict)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    """Alerts raised, cleared or withdrawn after this batch by the supervisor and the ingest followers (ratings)."""
-
-    def merge(self, other: Changes) -> None:
-        self.events += other.events
-        self.repeats |= other.repeats
-        self.duplicates += other.duplicates
-        self.rejections += other.rejections
-        self.windows |= other.windows
-        self.devices |= other.devices
-        self.alerts += other.alerts
 
 
 SeatFact = tuple[bool, bool]
@@ -133,18 +100,7 @@ class Store:
                 row.camera_device = hall.camera_of(spec.id)
                 session.add(row)
             for spec in hall.devices:
-                self._put_device(session, hall.hall.id, spec.id, spec.kind, spec.windows)
-
-    def add_device(self, hall_id: str, device_id: str, kind: str, windows: list[str]) -> None:
-        """Register (or re-register) one device."""
-        with Session(self.engine) as session, session.begin():
-            self._put_device(session, hall_id, device_id, kind, windows)
-
-    @staticmethod
-    def _put_device(session: Session, hall_id: str, device_id: str, kind: str, windows: list[str]) -> None:
-        row = session.get(DeviceRow, device_id) or DeviceRow(id=device_id, status="never_seen")
-        row.hall_id, row.kind, row.windows = hall_id, kind, list(windows)
-        session.add(row)
+                put_device(session, hall.hall.id, spec.id, spec.kind, spec.windows)
 
     def device_statuses(self) -> dict[str, str]:
         """Every device's health, for the windows' camera status."""

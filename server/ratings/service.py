@@ -46,7 +46,7 @@ from server.rules.calendar import CalendarGapError, WorkCalendar
 from server.rules.policy import Policy
 from server.rules.ratings import Rating, StatRow, Step, Ticket, WorkOrder
 from server.rules.supervision import Observation
-from server.ingest.store import Changes
+from server.ingest.batch import Changes
 from server.supervision.service import alert_json, reconcile_alerts
 
 DayLoader = Callable[[Session, list[str], date], dict[str, list[Observation]]]

@@ -51,7 +51,7 @@ from broker.key_files import KeyFileError, read_key_file
 if TYPE_CHECKING:
     from broker.protocol import Event
     from server.db import WindowRow
-    from server.ingest.store import Changes
+    from server.ingest.batch import Changes
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Who is asking, and may they: the session API and the one authentication dependency.
+"""Who is asking, and may they: the one authentication dependency every endpoint uses.
 
 A request is made by a logged-in user (cookie ``hw_session`` from
 ``POST /api/session``) or by a script holding the administrator token
@@ -17,22 +17,16 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Collection
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import Depends, HTTPException, Request
 from starlette.requests import HTTPConnection
 
-from server.users.audit import PRINCIPAL_KEY, AuditLog
-from server.users.accounts import GRANTS, LOGIN_ACTION, MAX_PASSWORD, PERMISSIONS, ROLE_ZH, LoginRefused, Principal, UserStore
+from server.users.audit import PRINCIPAL_KEY
+from server.users.accounts import GRANTS, PERMISSIONS, ROLE_ZH, Principal, UserStore
 
 COOKIE = "hw_session"
 TOKEN_PRINCIPAL = Principal("admin-token", "admin")
-
-
-class Credentials(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=MAX_PASSWORD)
 
 
 def principal_json(principal: Principal) -> dict[str, Any]:
@@ -99,54 +93,3 @@ class Authority:
             )
         owner = "、".join(sorted(departments)) or "no department of this hall"
         raise HTTPException(403, f"{what} belongs to {owner}; window lead {principal.name} answers for {principal.department} only")
-
-
-def session_router(authority: Authority, audit: AuditLog) -> APIRouter:
-    """``/api/session`` (log in, who am I, log out) and ``/api/audit``."""
-    router = APIRouter(tags=["users"])
-    users = authority.users
-
-    @router.post("/api/session")
-    def login(credentials: Credentials, request: Request, response: Response) -> dict[str, Any]:
-        """Log in: sets the session cookie; 401 for a wrong name or password, 429 after too many failures."""
-        try:
-            token, principal, expires = users.login(credentials.username, credentials.password)
-        except LoginRefused as exc:
-            status = 429 if exc.limited else 401
-            audit.record(credentials.username, "", LOGIN_ACTION, credentials.username, str(status))
-            raise HTTPException(status, str(exc)) from None
-        audit.record(principal.name, principal.role, LOGIN_ACTION, principal.name, "200")
-        response.set_cookie(
-            COOKIE,
-            token,
-            max_age=int(users.policy.absolute.total_seconds()),
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-            path="/",
-        )
-        return principal_json(principal) | {"expires_at": expires.isoformat(), "idle_minutes": int(users.policy.idle.total_seconds() // 60)}
-
-    @router.get("/api/session")
-    def whoami(principal: Principal = Depends(authority.principal)) -> dict[str, Any]:
-        """The logged-in user, role and permissions (401 when the session has ended)."""
-        return principal_json(principal)
-
-    @router.delete("/api/session", status_code=204)
-    def logout(request: Request, response: Response, _: Principal = Depends(authority.principal)) -> None:
-        cookie = request.cookies.get(COOKIE)
-        if cookie:
-            users.logout(cookie)
-        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
-
-    @router.get("/api/audit")
-    def audit_log(
-        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-        actor: Annotated[str | None, Query(max_length=64)] = None,
-        before_id: Annotated[int | None, Query(ge=1)] = None,
-        _: Principal = Depends(authority.require("audit.read")),
-    ) -> list[dict[str, Any]]:
-        """The audit log, newest first; page back with ``before_id``."""
-        return audit.entries(limit, actor, before_id)
-
-    return router

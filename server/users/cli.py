@@ -17,12 +17,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from server.cli_common import DEFAULT_DB, Db
 from server.users.accounts import ROLE_ZH, ROLES, UserError, UserStore
 
 user_app = typer.Typer(help="用户 Users: accounts, roles and passwords (docs/users.md).", no_args_is_help=True)
 console = Console(stderr=True)
-DEFAULT_DB = "sqlite:///var/hallwatch.db"
-Db = Annotated[str, typer.Option(envvar="HALLWATCH_DATABASE_URL", help="sqlite:///path or postgresql://user@host/db")]
 Department = Annotated[Optional[str], typer.Option(help="A window lead's department (进驻部门), as spelled in the hall file: the only windows they may change records of.")]
 HallCheck = Annotated[Optional[Path], typer.Option("--hall", help="Hall file: the department is checked against its windows.")]
 PasswordFile = Annotated[Optional[Path], typer.Option(help="File whose first line is the password (instead of the prompt).")]
@@ -30,11 +29,9 @@ DEMO_USERS_FILE = "users.txt"
 
 
 def _store(db: str) -> UserStore:
-    from server.db import make_engine, migrate
+    from server.cli_common import open_database
 
-    engine = make_engine(db)
-    migrate(engine)
-    return UserStore(engine)
+    return UserStore(open_database(db))
 
 
 def _password(password_file: Path | None) -> str:

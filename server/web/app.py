@@ -1,52 +1,58 @@
-"""The server process: ingest thread + REST API (OpenAPI at /docs) + WebSocket + live page."""
+"""The server process: the ingest thread, the REST API (OpenAPI at /docs), the WebSocket and the pages.
+
+This module only composes: it builds each capability's service once for the
+hall (:func:`build_services`), starts and stops the ingest thread with the
+app's lifespan, and includes each capability's routes.  The endpoints
+themselves live with their capability (``server/<capability>/api.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Engine
 
 from broker.connection import BrokerSettings
-from broker.timeutil import HALL_TZ, Clock, shanghai_now
-from server.db import DeviceRow, EventRow, RejectionRow, WindowRow, make_engine, migrate
-from server.config.hall import HallConfig, load_hall
-from server.attendance.leave import LeaveEntry, LeaveRegister, RegisterError, parse_csv
-from server.ingest.ingestor import Ingestor
-from server.ingest.serialize import device_json, event_json, window_json
-from server.config.calendar import load_calendar
-from server.attendance.api import attendance_router
+from broker.timeutil import Clock, shanghai_now
+from server.attendance.api import attendance_router, leave_router
+from server.attendance.leave import LeaveRegister
 from server.attendance.service import AttendanceService
-from server.faces.service import face_service
-from server.users.admin_token import admin_token
-from server.evidence.api import EvidenceStore, evidence_router
+from server.config.calendar import load_calendar
+from server.config.hall import HallConfig, load_hall
+from server.config.policy import load_policy
+from server.db import make_engine, migrate
+from server.evidence.api import evidence_router
+from server.evidence.service import EvidenceStore
 from server.faces.api import faces_router
 from server.faces.gallery import GalleryPublisher, gallery_devices, gallery_router
+from server.faces.service import FaceService, face_service
+from server.ingest.api import hall_router
+from server.ingest.ingestor import Ingestor
+from server.ingest.store import Store
 from server.patrol.api import patrol_router
 from server.patrol.service import PatrolService
-from server.config.policy import load_policy
-from server.timeseries.influx_sink import InfluxSink
 from server.ratings.api import ratings_router
 from server.ratings.service import RatingsService
 from server.review.api import review_router
-from server.ingest.store import Changes, Store
+from server.rules.calendar import WorkCalendar
+from server.rules.policy import Policy
+from server.supervision.api import alerts_router
 from server.supervision.service import Supervisor
-# users, sessions, permissions and the audit log (issue 7)
+from server.timeseries.influx_sink import InfluxSink
+from server.users.accounts import SessionPolicy, UserStore
+from server.users.admin_token import admin_token
 from server.users.audit import AuditLog, AuditMiddleware
-from server.users.authority import Authority, session_router
-from server.users.accounts import Principal, SessionPolicy, UserStore
+from server.users.api import session_router
+from server.users.authority import Authority
+from server.web.live import Hub, change_messages, live_router
 
-log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 
 
@@ -78,55 +84,40 @@ class ServerSettings:
     """Where points wait while the time-series database is down (default: data_dir/influx-spool)."""
 
 
-class Hub:
-    """Fans change messages out to WebSocket clients.
+@dataclass(frozen=True)
+class Services:
+    """Every capability's service for the hall, built once per process."""
 
-    The ingest thread calls :meth:`publish`; each client has a bounded queue,
-    and a client too slow to keep up is disconnected (it reconnects and
-    refetches) rather than slowing ingest down.
-    """
+    settings: ServerSettings
+    hall: HallConfig
+    clock: Clock
+    engine: Engine
+    store: Store
+    policy: Policy
+    calendar: WorkCalendar
+    supervisor: Supervisor
+    ratings: RatingsService
+    patrols: PatrolService
+    publisher: GalleryPublisher
+    faces: FaceService | None
+    evidence: EvidenceStore
+    sink: InfluxSink | None
+    ingestor: Ingestor
+    hub: Hub
+    authority: Authority
+    audit: AuditLog
 
-    QUEUE_MAX = 2000
+    def stats(self) -> dict[str, Any]:
+        """The ingest counters, and the time-series sink's when it runs."""
+        return self.ingestor.counters.as_dict() | ({"influx": self.sink.stats()} if self.sink is not None else {})
 
-    def __init__(self) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.clients: set[asyncio.Queue[dict[str, Any] | None]] = set()
-
-    def publish(self, messages: list[dict[str, Any]]) -> None:
-        if self.loop is not None and messages:
-            self.loop.call_soon_threadsafe(self._fan_out, messages)
-
-    def _fan_out(self, messages: list[dict[str, Any]]) -> None:
-        for client in list(self.clients):
-            try:
-                for message in messages:
-                    client.put_nowait(message)
-            except asyncio.QueueFull:
-                self.clients.discard(client)
-                while not client.empty():
-                    client.get_nowait()
-                client.put_nowait(None)  # ends that client's socket
-
-
-def _messages(changes: Changes, store: Store, ingestor: Ingestor) -> list[dict[str, Any]]:
-    cameras = store.device_statuses() if changes.windows else {}
-    messages: list[dict[str, Any]] = [{"kind": "device", "device": device_json(d)} for d in changes.devices.values()]
-    messages += [
-        {"kind": "window", "window": window_json(w, cameras.get(w.camera_device or ""))} for w in changes.windows.values()
-    ]
-    messages += [{"kind": "event", "event": event_json(e)} for e in changes.events]
-    messages += [{"kind": "alert", "alert": alert} for alert in changes.alerts]
-    messages.append({"kind": "stats", "stats": ingestor.counters.as_dict()})
-    return messages
+    def to_device(self, topic: str) -> Callable[[str, bytes], None]:
+        """Publish to one device's ``topic`` (``cmd``: a command, not kept by the broker)."""
+        return lambda device_id, payload: self.ingestor.publish_to_device(device_id, topic, payload, retain=False)
 
 
-def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: Clock = shanghai_now) -> FastAPI:
-    """Build the whole server; the MQTT session starts with the app's lifespan.
-
-    ``clock`` is the hall's clock shown to people (the demo passes its
-    simulator's faster clock); device staleness always uses the wall clock.
-    """
-    hall = hall or load_hall(settings.hall_file)
+def build_services(settings: ServerSettings, hall: HallConfig, clock: Clock) -> Services:
+    """The hall's services wired together; the ingest thread is built, not started."""
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = Store(engine, stale_factor=settings.stale_factor, clock=clock)
@@ -145,18 +136,7 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
     )
     faces = face_service(engine, publisher, settings.face_key_file, settings.gallery_key_file, settings.signing_key_file, settings.face_target_far)
     evidence = EvidenceStore(engine, settings.data_dir / "evidence", settings.evidence_retention_days, clock)
-    sink = (
-        InfluxSink(
-            settings.influx_url,
-            bucket=settings.influx_bucket,
-            org=settings.influx_org,
-            token_file=settings.influx_token_file,
-            spool_dir=settings.influx_spool_dir or settings.data_dir / "influx-spool",
-            hall_id=hall.hall.id,
-        )
-        if settings.influx_url
-        else None
-    )
+    sink = _influx_sink(settings, hall) if settings.influx_url else None
     periodic: list[Callable[[], object]] = [patrols.start_due_rounds, evidence.tick]
     if faces is not None:
         periodic.append(lambda: faces.tick(ingestor.connection))
@@ -164,196 +144,77 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
         store,
         hall.hall.id,
         settings.broker,
-        lambda changes: hub.publish(_messages(changes, store, ingestor)),
+        lambda changes: hub.publish(change_messages(changes, store.device_statuses, ingestor.counters.as_dict)),
         supervisor=supervisor,
         followers=[ratings.follow, *([sink.follow] if sink else [])],  # the sink after ratings: their alerts are exported too
         periodic=periodic,
     )
+    authority = Authority(UserStore(engine, settings.session_policy), admin_token(settings.admin_token_file))
+    return Services(
+        settings, hall, clock, engine, store, policy, calendar, supervisor, ratings, patrols,
+        publisher, faces, evidence, sink, ingestor, hub, authority, AuditLog(engine),
+    )
+
+
+def _influx_sink(settings: ServerSettings, hall: HallConfig) -> InfluxSink:
+    assert settings.influx_url is not None
+    return InfluxSink(
+        settings.influx_url,
+        bucket=settings.influx_bucket,
+        org=settings.influx_org,
+        token_file=settings.influx_token_file,
+        spool_dir=settings.influx_spool_dir or settings.data_dir / "influx-spool",
+        hall_id=hall.hall.id,
+    )
+
+
+def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: Clock = shanghai_now) -> FastAPI:
+    """Build the whole server; the MQTT session starts with the app's lifespan.
+
+    ``clock`` is the hall's clock shown to people (the demo passes its
+    simulator's faster clock); device staleness always uses the wall clock.
+    """
+    s = build_services(settings, hall or load_hall(settings.hall_file), clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        hub.loop = asyncio.get_running_loop()
-        if sink is not None:
-            sink.start()
-        ingestor.start()
+        s.hub.loop = asyncio.get_running_loop()
+        if s.sink is not None:
+            s.sink.start()
+        s.ingestor.start()
         try:
             yield
         finally:
-            await asyncio.to_thread(ingestor.stop)
-            if sink is not None:
-                await asyncio.to_thread(sink.close)
-            engine.dispose()
+            await asyncio.to_thread(s.ingestor.stop)
+            if s.sink is not None:
+                await asyncio.to_thread(s.sink.close)
+            s.engine.dispose()
 
     app = FastAPI(title="HallWatch", version="0.1.0", lifespan=lifespan)
-    app.state.ingestor = ingestor
-    app.state.store = store
-
-    # ---- users, sessions, permissions and the audit log (issue 7): reading needs a
-    # logged-in principal, every change its permission; the middleware audits changes.
-    authority = Authority(UserStore(engine, settings.session_policy), admin_token(settings.admin_token_file))
-    audit = AuditLog(engine)
-    app.add_middleware(AuditMiddleware, audit=audit)
-    app.include_router(session_router(authority, audit))
-    api = APIRouter(dependencies=[Depends(authority.principal)])
-    # ---- end of users block
-
-    @api.get("/api/hall")
-    def get_hall() -> dict[str, Any]:
-        return {
-            "id": hall.hall.id,
-            "name": hall.hall.name,
-            "timezone": hall.hall.timezone,
-            "clock": {"now": clock().isoformat(), "speed": getattr(clock, "speed", 1.0)},
-        }
-
-    @api.get("/api/windows")
-    def get_windows() -> list[dict[str, Any]]:
-        cameras = store.device_statuses()
-        with Session(engine) as session:
-            rows = session.scalars(select(WindowRow).where(WindowRow.hall_id == hall.hall.id).order_by(WindowRow.id))
-            return [window_json(row, cameras.get(row.camera_device or "")) for row in rows]
-
-    @api.get("/api/devices")
-    def get_devices() -> list[dict[str, Any]]:
-        with Session(engine) as session:
-            rows = session.scalars(select(DeviceRow).where(DeviceRow.hall_id == hall.hall.id).order_by(DeviceRow.id))
-            return [device_json(row) for row in rows]
-
-    @api.get("/api/stats")
-    def get_stats() -> dict[str, Any]:
-        return ingestor.counters.as_dict() | ({"influx": sink.stats()} if sink is not None else {})
-
-    @api.get("/api/events")
-    def get_events(
-        limit: int = Query(50, ge=1, le=1000),
-        device_id: str | None = None,
-        type: str | None = None,
-        historical: bool | None = None,
-    ) -> list[dict[str, Any]]:
-        query = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
-        if device_id:
-            query = query.where(EventRow.device_id == device_id)
-        if type:
-            query = query.where(EventRow.type == type)
-        if historical is not None:
-            query = query.where(EventRow.historical == historical)
-        with Session(engine) as session:
-            return [event_json(row) | {"boot": row.boot, "seq": row.seq} for row in session.scalars(query)]
-
-    @api.get("/api/alerts")
-    def get_alerts(active: bool = False, limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
-        """Alerts newest first; ``active`` keeps those not yet cleared."""
-        return supervisor.alerts(active_only=active, limit=limit)
-
-    @api.post("/api/alerts/{alert_id}/ack")
-    def acknowledge(alert_id: int, by: Principal = Depends(authority.require("alerts.ack"))) -> dict[str, Any]:
-        """Acknowledge an alert as the logged-in user."""
-        alert = supervisor.acknowledge(alert_id, by.name)
-        if alert is None:
-            raise HTTPException(404, f"no alert {alert_id}")
-        hub.publish([{"kind": "alert", "alert": alert}])
-        return alert
-
-    register = LeaveRegister(engine, hall)
-
-    @api.get("/api/leaves")
-    def get_leaves(day: date) -> list[dict[str, Any]]:
-        """Register entries that touch a day (hall time)."""
-        start = datetime.combine(day, datetime.min.time(), HALL_TZ)
-        return register.between(start, start + timedelta(days=1))
-
-    leave_writer = Depends(authority.require("leaves.write"))
-
-    window_ids = {w.id for w in hall.windows}
-
-    def register_leaves(entries: list[LeaveEntry], by: Principal) -> list[int]:
-        """All or nothing: a window lead registers only for their own department's windows.  The scope is
-        checked once every window is known (an unknown one is a 422 naming it, for everyone)."""
-        named = {e.window_id for e in entries}
-        if named and named <= window_ids:
-            authority.check_scope(by, hall.departments_of(named), "window " + ", ".join(sorted(named)))
-        try:
-            return register.add(entries)
-        except RegisterError as exc:
-            raise HTTPException(422, {"problems": exc.problems}) from None
-
-    @api.post("/api/leaves")
-    def add_leaves(entries: list[LeaveEntry], by: Principal = leave_writer) -> dict[str, list[int]]:
-        return {"ids": register_leaves(entries, by)}
-
-    @api.post("/api/leaves/import")
-    async def import_leaves(request: Request, by: Principal = leave_writer) -> dict[str, int]:
-        """Bulk import a register CSV (UTF-8); all or nothing, every bad row reported."""
-        raw = await request.body()
-        try:
-            entries = parse_csv(raw.decode("utf-8"), hall)
-        except UnicodeDecodeError:
-            raise HTTPException(422, {"problems": ["file: not UTF-8 text (save the CSV as UTF-8)"]}) from None
-        except RegisterError as exc:
-            raise HTTPException(422, {"problems": exc.problems}) from None
-        return {"imported": len(register_leaves(entries, by))}
-
-    @api.get("/api/policy")
-    def get_policy() -> dict[str, Any]:
-        """The policy in force, with the source of every value."""
-        return policy.model_dump(mode="json")
-
-    @api.get("/api/rejections")
-    def get_rejections(limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
-        with Session(engine) as session:
-            rows = session.scalars(select(RejectionRow).order_by(RejectionRow.id.desc()).limit(limit))
-            return [
-                {"received_time": r.received_time.isoformat(), "topic": r.topic, "device_id": r.device_id, "reason": r.reason, "excerpt": r.excerpt}
-                for r in rows
-            ]
-
-    @app.websocket("/ws")
-    async def websocket(socket: WebSocket) -> None:
-        if await asyncio.to_thread(authority.identify, socket) is None:
-            await socket.close(code=1008, reason="log in first")
-            return
-        await socket.accept()
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(Hub.QUEUE_MAX)
-        hub.clients.add(queue)
-
-        async def forward() -> None:
-            while (message := await queue.get()) is not None:
-                await socket.send_json(message)
-
-        async def until_closed() -> None:
-            # The page sends nothing; listening is how a closed page (or the server shutting down)
-            # is noticed at once rather than at the next message, which a quiet hall may not send.
-            while (await socket.receive())["type"] != "websocket.disconnect":
-                pass
-
-        tasks = {asyncio.create_task(forward()), asyncio.create_task(until_closed())}
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            hub.clients.discard(queue)
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-                    await task  # the page went away
-
-    app.include_router(api)
-    app.include_router(patrol_router(patrols, authority))
-    app.include_router(ratings_router(ratings, authority))
-    app.include_router(review_router(engine, hall, policy, calendar, clock, authority.principal))
-    app.include_router(attendance_router(AttendanceService(engine, hall, policy, calendar, clock), authority))
-    app.include_router(gallery_router(publisher, settings.passwd_file))
-    app.include_router(
-        evidence_router(
-            evidence, hall.hall.id, store.registry, settings.passwd_file, authority, lambda device_id, payload: ingestor.publish_to_device(device_id, "cmd", payload, retain=False)
-        )
-    )
-    app.include_router(
-        faces_router(
-            lambda: faces.registry if faces else None,
-            authority,
-            faces.rebuild if faces else lambda: {},
-        )
-    )
+    app.state.ingestor = s.ingestor
+    app.state.store = s.store
+    app.add_middleware(AuditMiddleware, audit=s.audit)  # every change is audited, with who made it
+    for router in _routers(s):
+        app.include_router(router)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
     return app
+
+
+def _routers(s: Services) -> list[APIRouter]:
+    """Every capability's routes; reading needs a logged-in user, each change its permission."""
+    hall, authority = s.hall, s.authority
+    faces = s.faces
+    return [
+        session_router(authority, s.audit),
+        hall_router(s.engine, s.store, hall, s.policy, s.clock, s.stats, authority),
+        alerts_router(s.supervisor, authority, s.hub.publish),
+        leave_router(LeaveRegister(s.engine, hall), hall, authority),
+        live_router(s.hub, authority),
+        patrol_router(s.patrols, authority),
+        ratings_router(s.ratings, authority),
+        review_router(s.engine, hall, s.policy, s.calendar, s.clock, authority.principal),
+        attendance_router(AttendanceService(s.engine, hall, s.policy, s.calendar, s.clock), authority),
+        gallery_router(s.publisher, s.settings.passwd_file),
+        evidence_router(s.evidence, hall.hall.id, s.store.registry, s.settings.passwd_file, authority, s.to_device("cmd")),
+        faces_router(lambda: faces.registry if faces else None, authority, faces.rebuild if faces else lambda: {}),
+    ]
