@@ -149,9 +149,26 @@ def ratings_xlsx(
     ws = wb.active
     assert ws is not None  # a new Workbook always has its one sheet
     ws.title = "好差评统计"
-    columns = stats_columns(view.by)
     span = view.start.isoformat() if view.start == view.end else f"{view.start.isoformat()} 至 {view.end.isoformat()}"
     made = now.astimezone(HALL_TZ).strftime("%Y-%m-%d %H:%M")
+    _stats_sheet(ws, hall, view, department_of, policy, span, made)
+    _orders_sheet(wb.create_sheet("差评工单"), hall, orders, windows, now, span, made)
+    out = BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def _stats_sheet(
+    ws: Worksheet,
+    hall: str,
+    view: StatsView,
+    department_of: Callable[[str], str],
+    policy: Policy,
+    span: str,
+    made: str,
+) -> None:
+    """Sheet 1: the title, a row per key and period, the 合计 row, the definitions, print setup."""
+    columns = stats_columns(view.by)
     widths = [6, 11, 14] + ([14] if view.by != "department" else []) + [8] * (len(columns) - (4 if view.by != "department" else 3))
     _title(
         ws,
@@ -171,7 +188,17 @@ def ratings_xlsx(
     _notes(ws, definitions(policy), len(columns))
     print_on_a4(ws, "A4", "3:3")
 
-    sheet = wb.create_sheet("差评工单")
+
+def _orders_sheet(
+    sheet: Worksheet,
+    hall: str,
+    orders: Sequence[tuple[WorkOrder, RatingRow]],
+    windows: Mapping[str, tuple[str, str]],
+    now: datetime,
+    span: str,
+    made: str,
+) -> None:
+    """Sheet 2: the title, a row per work order of the range, print setup."""
     _title(
         sheet,
         f"{hall}差评工单办理情况",
@@ -180,38 +207,36 @@ def ratings_xlsx(
         (6, 8, 18, 10, 14, 10, 12, 10, 22, 11, 11, 18, 18, 14, 12, 40),
     )
     for number, (order, rating) in enumerate(orders, 1):
-        late = rules.overdue(order, now)
-        judged = rules.timeliness(order, now)
-        overdue_text = "超期未办" if late else ("超期办结" if judged == "late" else ("按时" if judged == "on_time" else ("未到期" if judged == "open" else "—")))
-        notes = "；".join(f"{rules.STATUS_ZH[s.status]}（{s.actor}）：{s.note}" for s in order.history[1:])
-        _row(
-            sheet,
-            [
-                number,
-                order.id,
-                order.rated_at.astimezone(HALL_TZ).strftime("%Y-%m-%d %H:%M"),
-                *windows.get(order.window, (order.window, "")),
-                order.clerk or "（未登录）",
-                f"{rules.LEVEL_ZH[order.level]}（★{order.level}）",
-                rating.ticket or "",
-                "、".join(rating.cases),
-                order.callback_due.isoformat() if order.callback_due else "（日历未覆盖）",
-                order.rectify_due.isoformat() if order.rectify_due else "（日历未覆盖）",
-                _when(order.called_back_at),
-                _when(order.handled_at),
-                rules.STATUS_ZH[order.status],
-                overdue_text,
-                notes,
-            ],
-            ORDERS_SHEET_COLUMNS,
-        )
+        _row(sheet, _order_values(number, order, rating, windows, now), ORDERS_SHEET_COLUMNS)
     if not orders:
         sheet.append(["（无差评工单）"])
         sheet.merge_cells(start_row=sheet.max_row, start_column=1, end_row=sheet.max_row, end_column=len(ORDERS_SHEET_COLUMNS))
     print_on_a4(sheet, "A4", "3:3")
-    out = BytesIO()
-    wb.save(out)
-    return out.getvalue()
+
+
+def _order_values(number: int, order: WorkOrder, rating: RatingRow, windows: Mapping[str, tuple[str, str]], now: datetime) -> list[object]:
+    """One work order's row of sheet 2, in ``ORDERS_SHEET_COLUMNS`` order (overdue and timeliness as of ``now``)."""
+    late = rules.overdue(order, now)
+    judged = rules.timeliness(order, now)
+    overdue_text = "超期未办" if late else ("超期办结" if judged == "late" else ("按时" if judged == "on_time" else ("未到期" if judged == "open" else "—")))
+    notes = "；".join(f"{rules.STATUS_ZH[s.status]}（{s.actor}）：{s.note}" for s in order.history[1:])
+    return [
+        number,
+        order.id,
+        order.rated_at.astimezone(HALL_TZ).strftime("%Y-%m-%d %H:%M"),
+        *windows.get(order.window, (order.window, "")),
+        order.clerk or "（未登录）",
+        f"{rules.LEVEL_ZH[order.level]}（★{order.level}）",
+        rating.ticket or "",
+        "、".join(rating.cases),
+        order.callback_due.isoformat() if order.callback_due else "（日历未覆盖）",
+        order.rectify_due.isoformat() if order.rectify_due else "（日历未覆盖）",
+        _when(order.called_back_at),
+        _when(order.handled_at),
+        rules.STATUS_ZH[order.status],
+        overdue_text,
+        notes,
+    ]
 
 
 def _when(moment: datetime | None) -> str:

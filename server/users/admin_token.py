@@ -13,8 +13,6 @@ from pathlib import Path
 from broker.config_file import ConfigError
 from broker.key_files import KeyFileError, read_key_file
 
-
-
 MIN_TOKEN_BYTES = 16
 
 
