@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -42,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -125,9 +127,30 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def http_json(port: int, path: str) -> Any:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-        return json.load(response)
+@dataclass(frozen=True)
+class Api:
+    """The server under test: its HTTP port and the administrator token the bench calls it with
+    (the API answers 401 without a login since it has users and roles)."""
+
+    port: int
+    token: str
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def get(self, path: str) -> Any:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=self.headers())
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+
+
+def admin_token_file(workdir: Path) -> tuple[Path, str]:
+    """A fresh administrator token in a 0600 file, as the server requires."""
+    token = secrets.token_hex(24)
+    path = workdir / "admin.token"
+    path.touch(mode=0o600)
+    path.write_text(token + "\n", encoding="utf-8")
+    return path, token
 
 
 def new_client(client_id: str, *, clean_session: bool = True) -> mqtt.Client:
@@ -279,12 +302,13 @@ def start_mosquitto(executable: str, workdir: Path, inflight: int) -> tuple[Proc
     return proc, port
 
 
-def start_server(hall: Path, db_url: str, broker_port: int, workdir: Path) -> tuple[Proc, int]:
-    port = free_port()
+def start_server(hall: Path, db_url: str, broker_port: int, workdir: Path) -> tuple[Proc, Api]:
+    token_file, token = admin_token_file(workdir)
+    api = Api(free_port(), token)
     argv = [
         sys.executable, "-m", "server.cli", "server",
-        "--hall", str(hall), "--db", db_url,
-        "--broker", f"mqtt://127.0.0.1:{broker_port}", "--port", str(port),
+        "--hall", str(hall), "--db", db_url, "--admin-token-file", str(token_file),
+        "--broker", f"mqtt://127.0.0.1:{broker_port}", "--port", str(api.port),
     ]  # fmt: skip
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = spawn("server", argv, workdir / "server.log", cwd=ROOT, env=env)
@@ -293,13 +317,15 @@ def start_server(hall: Path, db_url: str, broker_port: int, workdir: Path) -> tu
         if not proc.alive():
             raise BenchError(f"the server exited:\n{proc.tail()}")
         try:
-            http_json(port, "/api/stats")
+            api.get("/api/stats")
+        except urllib.error.HTTPError as exc:
+            raise BenchError(f"the server answers /api/stats with {exc.code} {exc.reason}") from None
         except OSError:
             return False
         return True
 
     wait_until("the server's /api/stats", answering, 60, 0.1)
-    return proc, port
+    return proc, api
 
 
 def start_baseline_subscriber(broker_port: int, topic: str, count: int, workdir: Path) -> Proc:
@@ -422,6 +448,8 @@ class WsListener:
     """A live-page stand-in: stamps each event message as it arrives."""
 
     url: str
+    headers: dict[str, str]
+    """The administrator token: the WebSocket, like the API, answers only a logged-in caller."""
     arrivals: dict[str, float] = field(default_factory=dict)
     events: int = 0
     batches: int = 0  # the server sends one "stats" message per stored batch
@@ -433,7 +461,7 @@ class WsListener:
         from websockets.sync.client import connect
 
         self._stop = threading.Event()
-        self._ws = connect(self.url, max_size=None, max_queue=4096, open_timeout=10)
+        self._ws = connect(self.url, additional_headers=self.headers, max_size=None, max_queue=4096, open_timeout=10)
         self._thread = threading.Thread(target=self._run, name="ws-listener", daemon=True)
         self._thread.start()
 
@@ -594,7 +622,7 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
     baseline_sub = start_baseline_subscriber(broker_port, f"{baseline_prefix}#", args.events, tmp)
     cleanup.callback(baseline_sub.stop, signal.SIGTERM, 5)
     print(f"mosquitto on 127.0.0.1:{broker_port}; starting the server ...", flush=True)
-    server, http_port = start_server(args.hall, db_url, broker_port, tmp)
+    server, api = start_server(args.hall, db_url, broker_port, tmp)
     cleanup.callback(server.stop, signal.SIGINT, 20)
 
     publisher = Publisher(broker_port)
@@ -613,10 +641,10 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
     ours = {d for d, _ in factory.devices}
     with contextlib.suppress(BenchError):
         wait_until("the devices to be online",
-                   lambda: all(d["status"] == "online" for d in http_json(http_port, "/api/devices") if d["id"] in ours),
+                   lambda: all(d["status"] == "online" for d in api.get("/api/devices") if d["id"] in ours),
                    10, 0.1)  # fmt: skip
 
-    ws = WsListener(f"ws://127.0.0.1:{http_port}/ws")
+    ws = WsListener(f"ws://127.0.0.1:{api.port}/ws", api.headers())
     cleanup.callback(ws.close)
 
     # Warm-up: first statements compiled, first WebSocket frames sent.
@@ -644,7 +672,7 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
     # ---- 2. sustained ingest, as fast as the publisher can
     print(f"sustained: {len(sustained_msgs)} events as fast as possible ...", flush=True)
     publisher.wait_acked(30)
-    stats0 = http_json(http_port, "/api/stats")
+    stats0 = api.get("/api/stats")
     target = stats0["accepted"] + len(sustained_msgs)
     ws_events0, ws_batches0 = ws.events, ws.batches
     stored_at: list[float] = []
@@ -655,7 +683,7 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
     def poll() -> None:
         while not stop_polling.is_set():
             with contextlib.suppress(OSError, ValueError):
-                stats = http_json(http_port, "/api/stats")
+                stats = api.get("/api/stats")
                 last_stats.update(stats)
                 if not half_at and stats["accepted"] >= target - len(sustained_msgs) // 2:
                     half_at.append(time.monotonic())
@@ -706,7 +734,7 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
     base_wall = base_end - b0
 
     # ---- figures
-    final = http_json(http_port, "/api/stats")
+    final = api.get("/api/stats")
     complete = stored >= len(sustained_msgs)
     results.figures = {
         "Latency p50": f"{percentile(latencies, 50):.1f} ms",
