@@ -154,6 +154,24 @@ class _Facts:
     camera: bool | None = None
     camera_live: bool = False
 
+    def apply(self, o: Observation) -> None:
+        """Take in one observation: each kind overwrites only its own facts, so
+        the latest seat, pause, login and camera facts hold side by side."""
+        kind = o.kind
+        if kind == "seat":
+            if self.occupied != o.on:
+                self.seat_since = o.time
+                self.seat_evidence = o.evidence
+            # A heartbeat names nobody: an occupied seat keeps the person last identified.
+            occupant = (o.who if o.who is not None else self.occupant) if o.on else None
+            self.occupied, self.occupant, self.seat_live = o.on, occupant, not o.historical
+        elif kind == "pause":
+            self.paused, self.pause_reason, self.pause_live = o.on, (o.who if o.on else None), not o.historical
+        elif kind == "login":
+            self.login, self.login_live = o.who, not o.historical
+        else:
+            self.camera, self.camera_live = o.on, not o.historical
+
 
 @dataclass(slots=True)
 class _Run:
@@ -218,6 +236,177 @@ def _active(intervals: tuple[tuple[int, int, str], ...], at: int) -> set[str]:
     return {person for start, end, person in intervals if start <= at < end}
 
 
+def _change_points(
+    day_start: int,
+    day_end: int,
+    opened: list[tuple[int, int]],
+    intervals: tuple[tuple[int, int, str], ...],
+    obs: list[tuple[int, Observation]],
+) -> list[int]:
+    """Every moment at which something may change (observations, opening hours,
+    leave, substitution), sorted and clipped to the day: between two
+    consecutive points nothing changes, so the fold visits only these."""
+    points = {day_start, day_end}
+    for a, b in opened:
+        points.update((a, b))
+    for a, b, _ in intervals:
+        points.update((a, b))
+    points.update(t for t, _ in obs)
+    return sorted(p for p in points if day_start <= p <= day_end)
+
+
+class _Evaluation:
+    """The running state of one :func:`evaluate_window` call.
+
+    The fold carries the current facts, the open condition runs, the alerts
+    and the timeline from one change point to the next; holding them here
+    lets its steps be separate methods without passing them all around.
+    Integers (microseconds) inside, datetimes only in the result.
+    """
+
+    __slots__ = ("alerts", "day_end", "facts", "limits", "limits_us", "plan", "policy", "runs", "timeline", "tz")
+
+    def __init__(self, plan: WindowPlan, policy: Policy, day_end: int, tz) -> None:  # type: ignore[no-untyped-def]
+        self.plan = plan
+        self.policy = policy
+        self.day_end = day_end
+        self.tz = tz
+        self.facts = _Facts()
+        thresholds = policy.thresholds
+        self.limits: dict[str, int] = {
+            name: (getattr(thresholds, rule.threshold.split(".")[1]) if rule.threshold else 0) for name, rule in RULES.items()
+        }
+        self.limits_us = {name: limit * 1_000_000 for name, limit in self.limits.items()}
+        self.runs: dict[str, _Run] = {}
+        self.alerts: list[Alert] = []
+        self.timeline: list[list[object]] = []  # [start_us, end_us, state]
+
+    def to_dt(self, us: int) -> datetime:
+        """Back to an aware datetime in the caller's zone, for the result."""
+        return (_EPOCH + us * _US).astimezone(self.tz)
+
+    def fold(
+        self,
+        times: list[int],
+        obs: list[tuple[int, Observation]],
+        opened: list[tuple[int, int]],
+        leaves: tuple[tuple[int, int, str], ...],
+        substitutes: tuple[tuple[int, int, str], ...],
+    ) -> None:
+        """Walk the change points once, in time order: take in the observations
+        up to each point, then judge the span that starts there.  Indexes into
+        the sorted observations and opening hours keep the walk linear."""
+        plan, facts, timeline = self.plan, self.facts, self.timeline
+        apply, check = facts.apply, self.check  # bound once, not per event
+        roster, single_clerk = plan.roster, plan.single_clerk
+        index, open_i, count = 0, 0, len(obs)
+        for start, end in zip(times, times[1:]):
+            while index < count and obs[index][0] <= start:
+                apply(obs[index][1])
+                index += 1
+            while open_i < len(opened) and opened[open_i][1] <= start:
+                open_i += 1
+            is_open = plan.staffed and open_i < len(opened) and opened[open_i][0] <= start < opened[open_i][1]
+            if leaves or substitutes:
+                on_leave = _active(leaves, start) & roster
+                covering = _active(substitutes, start)
+            else:
+                on_leave, covering = set(), set()
+            uncovered_leave = bool(single_clerk and on_leave and not covering)
+
+            state = instant_state(is_open, facts.camera, facts.occupied, facts.paused)
+            if timeline and timeline[-1][2] == state:
+                timeline[-1][1] = end
+            else:
+                timeline.append([start, end, state])
+            check(start, state, is_open, on_leave, covering, uncovered_leave)
+
+    def check(self, start: int, state: State, is_open: bool, on_leave: set[str], covering: set[str], uncovered_leave: bool) -> None:
+        """Judge every alert condition for the span starting at ``start``.
+
+        Each condition costs a call to :meth:`track` only when it holds or its
+        run just ended, and builds its facts only when a run begins: most spans
+        of a normal day hold no condition at all.
+        """
+        facts, runs, roster = self.facts, self.runs, self.plan.roster
+        occupant = facts.occupant if state == "staffed" or state == "paused" else None
+        allowed = roster | covering if covering else roster
+        seat_live = facts.seat_live
+        holds = state == "vacant" and not uncovered_leave
+        if holds or "vacant" in runs:
+            self.track("vacant", holds, start, seat_live,
+                  lambda: (("seat", "vacant"), ("paused", "no"), ("camera", "online")), facts.seat_evidence)
+        holds = state == "paused"
+        if holds or "pause_overrun" in runs:
+            self.track("pause_overrun", holds, start, facts.pause_live, lambda: (("pause_reason", facts.pause_reason or ""),), None)
+        holds = occupant is not None and is_open and facts.occupied is True and occupant not in allowed
+        if holds or "unexpected_person" in runs:
+            self.track("unexpected_person", holds, start, seat_live,
+                  lambda: (("occupant", occupant or ""), ("roster", ",".join(sorted(allowed)))), facts.seat_evidence)
+        holds = occupant is not None and facts.login is not None and is_open and occupant in allowed and facts.login != occupant
+        if holds or "clerk_mismatch" in runs:
+            self.track("clerk_mismatch", holds, start, seat_live and facts.login_live,
+                  lambda: (("seated", occupant or ""), ("evaluator", facts.login or "")), facts.seat_evidence)
+        holds = is_open and facts.camera is not True
+        if holds or "device_fault" in runs:
+            self.track("device_fault", holds, start, facts.camera_live,
+                  lambda: (("camera", "never seen" if facts.camera is None else "offline or stale"),), None)
+        holds = is_open and uncovered_leave
+        if holds or "no_substitute" in runs:
+            self.track("no_substitute", holds, start, True, lambda: (("on_leave", ",".join(sorted(on_leave))),), None)
+
+    def track(self, name: str, holds: bool, start: int, live: bool, details: Callable[[], tuple[tuple[str, str], ...]], evidence: str | None) -> None:
+        """Extend or open the condition's run while it holds, close it when it
+        stops; each span's liveness is kept to judge the alert at its raise."""
+        run = self.runs.get(name)
+        if holds:
+            if run is None:
+                run = self.runs[name] = _Run(start, facts=details(), evidence=evidence)
+            run.live_at.append((start, live))
+        elif run is not None:
+            self.close_run(name, start)
+
+    def close_run(self, name: str, end: int | None) -> None:
+        """End a condition's run at ``end`` (None: still holding at ``until``)
+        and raise its alert if it lasted beyond the threshold."""
+        run = self.runs.pop(name)
+        limit_us = self.limits_us[name]
+        stop = end if end is not None else self.day_end
+        # "Beyond" the threshold: a pause of exactly pause_max_s is allowed.
+        if stop - run.start <= limit_us:
+            return
+        raised = run.start + limit_us
+        # Live if the fact in force when the threshold was crossed was observed live.
+        live = next((flag for t, flag in reversed(run.live_at) if t <= raised), run.live_at[0][1])
+        rule = RULES[name]
+        self.alerts.append(
+            Alert(
+                window=self.plan.window,
+                type=name,
+                condition_since=self.to_dt(run.start),
+                raised_at=self.to_dt(raised),
+                cleared_at=self.to_dt(end) if end is not None else None,
+                live=live,
+                severity=rule.severity,
+                rule=rule.threshold,
+                threshold_s=self.limits[name],
+                source=self.policy.sources.get(rule.threshold or "", "") if rule.threshold else "hall plan: leave register",
+                facts=run.facts,
+                evidence=run.evidence,
+            )
+        )
+
+    def finish(self, ends_now: bool) -> WindowDay:
+        """Close the runs still open at the end of the evaluated span: still
+        active if that end is ``until`` itself, cleared at midnight otherwise."""
+        for name in list(self.runs):
+            self.close_run(name, None if ends_now else self.day_end)
+        self.alerts.sort(key=lambda a: (a.raised_at, a.type))
+        to_dt = self.to_dt
+        segments = tuple(Segment(to_dt(a), to_dt(b), state) for a, b, state in self.timeline)  # type: ignore[arg-type]
+        return WindowDay(self.plan.window, segments, tuple(self.alerts))
+
+
 def evaluate_window(
     plan: WindowPlan,
     observations: Iterable[Observation],
@@ -236,129 +425,8 @@ def evaluate_window(
     obs = [p for p in _dedupe_sorted(observations) if p[0] < day_end]
     leaves = tuple((_us(i.start), _us(i.end), i.person) for i in plan.leaves)
     substitutes = tuple((_us(i.start), _us(i.end), i.person) for i in plan.substitutes)
-    single_clerk = plan.single_clerk
-    roster = plan.roster
+    times = _change_points(day_start, day_end, opened, leaves + substitutes, obs)
 
-    def to_dt(us: int) -> datetime:
-        return (_EPOCH + us * _US).astimezone(tz)
-
-    # Every moment at which something may change: observations, opening hours, leave.
-    points = {day_start, day_end}
-    for a, b in opened:
-        points.update((a, b))
-    for a, b, _ in leaves + substitutes:
-        points.update((a, b))
-    points.update(t for t, _ in obs)
-    times = sorted(p for p in points if day_start <= p <= day_end)
-
-    facts = _Facts()
-    thresholds = policy.thresholds
-    limits = {name: (getattr(thresholds, rule.threshold.split(".")[1]) if rule.threshold else 0) for name, rule in RULES.items()}
-    limits_us = {name: limit * 1_000_000 for name, limit in limits.items()}
-    runs: dict[str, _Run] = {}
-    alerts: list[Alert] = []
-    timeline: list[list[object]] = []  # [start_us, end_us, state]
-
-    def apply(o: Observation, at: datetime) -> None:
-        kind = o.kind
-        if kind == "seat":
-            if facts.occupied != o.on:
-                facts.seat_since = at
-                facts.seat_evidence = o.evidence
-            # A heartbeat names nobody: an occupied seat keeps the person last identified.
-            occupant = (o.who if o.who is not None else facts.occupant) if o.on else None
-            facts.occupied, facts.occupant, facts.seat_live = o.on, occupant, not o.historical
-        elif kind == "pause":
-            facts.paused, facts.pause_reason, facts.pause_live = o.on, (o.who if o.on else None), not o.historical
-        elif kind == "login":
-            facts.login, facts.login_live = o.who, not o.historical
-        else:
-            facts.camera, facts.camera_live = o.on, not o.historical
-
-    def close_run(name: str, end: int | None) -> None:
-        run = runs.pop(name)
-        stop = end if end is not None else day_end
-        # "Beyond" the threshold: a pause of exactly pause_max_s is allowed.
-        if stop - run.start <= limits_us[name]:
-            return
-        raised = run.start + limits_us[name]
-        live = next((flag for t, flag in reversed(run.live_at) if t <= raised), run.live_at[0][1])
-        rule = RULES[name]
-        alerts.append(
-            Alert(
-                window=plan.window,
-                type=name,
-                condition_since=to_dt(run.start),
-                raised_at=to_dt(raised),
-                cleared_at=to_dt(end) if end is not None else None,
-                live=live,
-                severity=rule.severity,
-                rule=rule.threshold,
-                threshold_s=limits[name],
-                source=policy.sources.get(rule.threshold or "", "") if rule.threshold else "hall plan: leave register",
-                facts=run.facts,
-                evidence=run.evidence,
-            )
-        )
-
-    def track(name: str, holds: bool, start: int, live: bool, details: Callable[[], tuple[tuple[str, str], ...]], evidence: str | None) -> None:
-        run = runs.get(name)
-        if holds:
-            if run is None:
-                run = runs[name] = _Run(start, facts=details(), evidence=evidence)
-            run.live_at.append((start, live))
-        elif run is not None:
-            close_run(name, start)
-
-    index, open_i, count = 0, 0, len(obs)
-    for start, end in zip(times, times[1:]):
-        while index < count and obs[index][0] <= start:
-            apply(obs[index][1], obs[index][1].time)
-            index += 1
-        while open_i < len(opened) and opened[open_i][1] <= start:
-            open_i += 1
-        is_open = plan.staffed and open_i < len(opened) and opened[open_i][0] <= start < opened[open_i][1]
-        if leaves or substitutes:
-            on_leave = _active(leaves, start) & roster
-            covering = _active(substitutes, start)
-        else:
-            on_leave, covering = set(), set()
-        uncovered_leave = bool(single_clerk and on_leave and not covering)
-
-        state = instant_state(is_open, facts.camera, facts.occupied, facts.paused)
-        if timeline and timeline[-1][2] == state:
-            timeline[-1][1] = end
-        else:
-            timeline.append([start, end, state])
-
-        occupant = facts.occupant if state == "staffed" or state == "paused" else None
-        allowed = roster | covering if covering else roster
-        seat_live = facts.seat_live
-        # Each condition costs a call only when it holds or its run just ended.
-        holds = state == "vacant" and not uncovered_leave
-        if holds or "vacant" in runs:
-            track("vacant", holds, start, seat_live,
-                  lambda: (("seat", "vacant"), ("paused", "no"), ("camera", "online")), facts.seat_evidence)
-        holds = state == "paused"
-        if holds or "pause_overrun" in runs:
-            track("pause_overrun", holds, start, facts.pause_live, lambda: (("pause_reason", facts.pause_reason or ""),), None)
-        holds = occupant is not None and is_open and facts.occupied is True and occupant not in allowed
-        if holds or "unexpected_person" in runs:
-            track("unexpected_person", holds, start, seat_live,
-                  lambda: (("occupant", occupant or ""), ("roster", ",".join(sorted(allowed)))), facts.seat_evidence)
-        holds = occupant is not None and facts.login is not None and is_open and occupant in allowed and facts.login != occupant
-        if holds or "clerk_mismatch" in runs:
-            track("clerk_mismatch", holds, start, seat_live and facts.login_live,
-                  lambda: (("seated", occupant or ""), ("evaluator", facts.login or "")), facts.seat_evidence)
-        holds = is_open and facts.camera is not True
-        if holds or "device_fault" in runs:
-            track("device_fault", holds, start, facts.camera_live,
-                  lambda: (("camera", "never seen" if facts.camera is None else "offline or stale"),), None)
-        holds = is_open and uncovered_leave
-        if holds or "no_substitute" in runs:
-            track("no_substitute", holds, start, True, lambda: (("on_leave", ",".join(sorted(on_leave))),), None)
-    for name in list(runs):
-        close_run(name, None if ends_now else day_end)
-    alerts.sort(key=lambda a: (a.raised_at, a.type))
-    segments = tuple(Segment(to_dt(a), to_dt(b), state) for a, b, state in timeline)  # type: ignore[arg-type]
-    return WindowDay(plan.window, segments, tuple(alerts))
+    evaluation = _Evaluation(plan, policy, day_end, tz)
+    evaluation.fold(times, obs, opened, leaves, substitutes)
+    return evaluation.finish(ends_now)
