@@ -748,6 +748,169 @@ def _handling(f: Finding, moment: datetime, deadline: date | None, deadline_erro
     return "；".join(parts)
 
 
+def _check_week_start(week_start: date) -> None:
+    """Refuse anything but a Monday date: a bulletin covers one whole ISO week, and a datetime would blur its bounds."""
+    if isinstance(week_start, datetime) or not isinstance(week_start, date):
+        raise TypeError(f"week_start must be a date, not {week_start!r}")
+    if week_start.weekday() != 0:
+        raise ValueError(
+            f"a bulletin week starts on a Monday; {week_start.isoformat()} is a {week_start.strftime('%A')}"
+        )
+
+
+@dataclass(frozen=True)
+class _HallOrder:
+    """The hall's windows, so a bulletin lists windows as people walk the hall, not alphabetically.
+
+    A window the caller did not list (a retired window, say) still gets a
+    row: it sorts after the known ones, and is named by its id.
+    """
+
+    names: Mapping[str, tuple[str, str]]
+    """Window id → (name, department)."""
+    position: Mapping[str, int]
+
+    @classmethod
+    def of(cls, windows: Sequence[WindowLike]) -> _HallOrder:
+        return cls(
+            names={w.id: (w.name, w.department) for w in windows},
+            position={w.id: i for i, w in enumerate(windows)},
+        )
+
+    def window_key(self, window: str) -> tuple[int, str]:
+        return (self.position.get(window, len(self.position)), window)
+
+    def item_key(self, it: BulletinItem) -> tuple[object, ...]:
+        f = it.finding
+        return (*self.window_key(f.window), f.observed_at, f.id or 0)
+
+    def name(self, window: str) -> str:
+        return self.names.get(window, (window, ""))[0]
+
+    def department(self, window: str) -> str:
+        return self.names.get(window, ("", ""))[1]
+
+
+def _carried_reason(status: Status) -> str:
+    """Why an item is still open at the week's end — the 原因 column of the carried-over list."""
+    if status == "disputed":
+        return "异议待核实"
+    if status == "upheld":
+        return "异议不成立，未整改"
+    if status == "confirmed":
+        return "未整改"
+    return ""
+
+
+def _bulletin_item(f: Finding, status: Status, end: datetime, policy: Policy | None, calendar: WorkCalendar) -> BulletinItem:
+    """One line of the bulletin, as it stood at ``end``.
+
+    A calendar gap must not stop the bulletin from being issued, so it is
+    written into the handling column instead of raised.
+    """
+    confirmed_at = f.confirmed_at
+    assert confirmed_at is not None
+    deadline: date | None = None
+    error: str | None = None
+    if policy is not None:
+        try:
+            deadline = dispute_deadline(local_day(confirmed_at), policy, calendar)
+        except CalendarGapError as exc:
+            error = str(exc)
+    iso = local_day(confirmed_at).isocalendar()
+    return BulletinItem(f, status, (iso.year, iso.week), deadline, _handling(f, end, deadline, error), _carried_reason(status))
+
+
+@dataclass(frozen=True)
+class _WeekItems:
+    """What the week's findings come to: the listed items, the carried-over ones, and how many were overturned."""
+
+    listed: tuple[BulletinItem, ...]
+    carried: tuple[BulletinItem, ...]
+    overturned: int
+
+
+def _week_items(
+    findings: Iterable[Finding], start: datetime, end: datetime, policy: Policy | None, calendar: WorkCalendar, hall: _HallOrder
+) -> _WeekItems:
+    """Sort the findings into this week's items and the unresolved carry-over (see :func:`weekly_bulletin`).
+
+    Both are judged by each finding's status at ``end``, so a bulletin reads
+    the same whenever it is printed.
+    """
+    listed: list[BulletinItem] = []
+    carried: list[BulletinItem] = []
+    overturned = 0
+    for f in findings:
+        confirmed_at = f.confirmed_at
+        if confirmed_at is None or confirmed_at >= end:
+            continue
+        status = f.status_at(end)
+        assert status is not None
+        if start <= confirmed_at:
+            if status == "overturned":
+                overturned += 1
+            else:
+                listed.append(_bulletin_item(f, status, end, policy, calendar))
+        if status in UNRESOLVED:
+            carried.append(_bulletin_item(f, status, end, policy, calendar))
+    listed.sort(key=hall.item_key)
+    carried.sort(key=lambda it: (it.confirmed_week, *hall.item_key(it)))
+    return _WeekItems(tuple(listed), tuple(carried), overturned)
+
+
+def _window_summaries(listed: Iterable[BulletinItem], hall: _HallOrder) -> tuple[WindowSummary, ...]:
+    """Per-window counts of the listed items, in hall order, categories in :data:`CATEGORIES` order."""
+    counts: dict[str, dict[str, int]] = {}
+    for it in listed:
+        counts.setdefault(it.finding.window, {}).setdefault(it.finding.category, 0)
+        counts[it.finding.window][it.finding.category] += 1
+    return tuple(
+        WindowSummary(
+            window=w,
+            name=hall.name(w),
+            department=hall.department(w),
+            count=sum(c.values()),
+            by_category=tuple((k, c[k]) for k in CATEGORIES if k in c),
+        )
+        for w, c in sorted(counts.items(), key=lambda kv: hall.window_key(kv[0]))
+    )
+
+
+def _department_totals(by_window: Iterable[WindowSummary]) -> tuple[tuple[str, int], ...]:
+    """Per-department counts, departments in the hall order of their first window."""
+    departments: dict[str, int] = {}
+    for summary in by_window:
+        departments[summary.department] = departments.get(summary.department, 0) + summary.count
+    return tuple(departments.items())
+
+
+def _coverage(
+    rounds: Iterable[PatrolRound], start: datetime, end: datetime, days: Sequence[date], policy: Policy, calendar: WorkCalendar
+) -> Coverage:
+    """The week's patrols against the policy's quota.
+
+    Only rounds started within the week count; a CCTV round without a
+    (later) end adds no minutes, since how long it lasted is unknown.
+    """
+    hall_done = 0
+    cctv = timedelta()
+    for r in rounds:
+        if not (start <= r.started_at < end):
+            continue
+        if r.kind == "hall":
+            hall_done += 1
+        elif r.ended_at is not None and r.ended_at > r.started_at:
+            cctv += r.ended_at - r.started_at
+    required = half_day(policy) * policy.patrols.cctv_halfdays_per_week
+    return Coverage(
+        hall_rounds_done=hall_done,
+        hall_rounds_expected=sum(len(scheduled_rounds(d, policy, calendar)) for d in days),
+        cctv_minutes=int(cctv.total_seconds() // 60),
+        cctv_minutes_required=int(-(-required.total_seconds() // 60)),
+    )
+
+
 def weekly_bulletin(
     findings: Iterable[Finding],
     week_start: date,
@@ -777,112 +940,26 @@ def weekly_bulletin(
     ``policy`` also gives each confirmed item its dispute deadline.
     Raises ValueError when ``week_start`` is not a Monday.
     """
-    if isinstance(week_start, datetime) or not isinstance(week_start, date):
-        raise TypeError(f"week_start must be a date, not {week_start!r}")
-    if week_start.weekday() != 0:
-        raise ValueError(
-            f"a bulletin week starts on a Monday; {week_start.isoformat()} is a {week_start.strftime('%A')}"
-        )
-    week_end = week_start + timedelta(days=6)
+    _check_week_start(week_start)
     start = datetime.combine(week_start, time.min, HALL_TZ)
     end = start + timedelta(days=7)
     days = tuple(week_start + timedelta(days=i) for i in range(7))
     working = tuple(d for d in days if calendar.is_working_day(d))
-    names = {w.id: (w.name, w.department) for w in windows}
-    order = {w.id: i for i, w in enumerate(windows)}
-
-    def item(f: Finding, status: Status) -> BulletinItem:
-        confirmed_at = f.confirmed_at
-        assert confirmed_at is not None
-        deadline: date | None = None
-        error: str | None = None
-        if policy is not None:
-            try:
-                deadline = dispute_deadline(local_day(confirmed_at), policy, calendar)
-            except CalendarGapError as exc:
-                error = str(exc)
-        iso = local_day(confirmed_at).isocalendar()
-        reason = ""
-        if status == "disputed":
-            reason = "异议待核实"
-        elif status == "upheld":
-            reason = "异议不成立，未整改"
-        elif status == "confirmed":
-            reason = "未整改"
-        return BulletinItem(f, status, (iso.year, iso.week), deadline, _handling(f, end, deadline, error), reason)
-
-    def sort_key(it: BulletinItem) -> tuple[object, ...]:
-        f = it.finding
-        return (order.get(f.window, len(order)), f.window, f.observed_at, f.id or 0)
-
-    listed: list[BulletinItem] = []
-    carried: list[BulletinItem] = []
-    overturned = 0
-    for f in findings:
-        confirmed_at = f.confirmed_at
-        if confirmed_at is None or confirmed_at >= end:
-            continue
-        status = f.status_at(end)
-        assert status is not None
-        if start <= confirmed_at:
-            if status == "overturned":
-                overturned += 1
-            else:
-                listed.append(item(f, status))
-        if status in UNRESOLVED:
-            carried.append(item(f, status))
-    listed.sort(key=sort_key)
-    carried.sort(key=lambda it: (it.confirmed_week, *sort_key(it)))
-
-    counts: dict[str, dict[str, int]] = {}
-    for it in listed:
-        counts.setdefault(it.finding.window, {}).setdefault(it.finding.category, 0)
-        counts[it.finding.window][it.finding.category] += 1
-    by_window = tuple(
-        WindowSummary(
-            window=w,
-            name=names.get(w, (w, ""))[0],
-            department=names.get(w, ("", ""))[1],
-            count=sum(c.values()),
-            by_category=tuple((k, c[k]) for k in CATEGORIES if k in c),
-        )
-        for w, c in sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
-    )
-    departments: dict[str, int] = {}  # in hall order of their first window
-    for summary in by_window:
-        departments[summary.department] = departments.get(summary.department, 0) + summary.count
-
-    coverage = None
-    if policy is not None:
-        hall_done = 0
-        cctv = timedelta()
-        for r in rounds:
-            if not (start <= r.started_at < end):
-                continue
-            if r.kind == "hall":
-                hall_done += 1
-            elif r.ended_at is not None and r.ended_at > r.started_at:
-                cctv += r.ended_at - r.started_at
-        required = half_day(policy) * policy.patrols.cctv_halfdays_per_week
-        coverage = Coverage(
-            hall_rounds_done=hall_done,
-            hall_rounds_expected=sum(len(scheduled_rounds(d, policy, calendar)) for d in days),
-            cctv_minutes=int(cctv.total_seconds() // 60),
-            cctv_minutes_required=int(-(-required.total_seconds() // 60)),
-        )
-
+    hall = _HallOrder.of(windows)
+    week = _week_items(findings, start, end, policy, calendar, hall)
+    by_window = _window_summaries(week.listed, hall)
     return Bulletin(
         week_start=week_start,
-        week_end=week_end,
+        week_end=week_start + timedelta(days=6),
         iso_year=week_start.isocalendar().year,
         week_number=week_start.isocalendar().week,
         title=bulletin_title(week_start),
         working_days=working,
         issue_day=working[-1] if working else None,
-        items=tuple(listed),
+        items=week.listed,
         by_window=by_window,
-        by_department=tuple(departments.items()),
-        overturned=overturned,
-        carried_over=tuple(carried),
-        coverage=coverage,
+        by_department=_department_totals(by_window),
+        overturned=week.overturned,
+        carried_over=week.carried,
+        coverage=_coverage(rounds, start, end, days, policy, calendar) if policy is not None else None,
     )

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
@@ -585,6 +585,128 @@ def _rating_alert(
     )
 
 
+def _judged_in_order(ratings: Sequence[Rating], until: datetime) -> list[int]:
+    """Indices of the device ratings pressed by ``until``, in event order.
+
+    Indices rather than ratings, because the result reports the signals
+    against each rating as given, and defaults are never judged (nobody
+    pressed them).
+    """
+    return sorted(
+        (i for i, r in enumerate(ratings) if r.origin == "device" and r.rated_at <= until), key=lambda i: (ratings[i].rated_at, ratings[i].order)
+    )
+
+
+def _lacks_ticket(
+    r: Rating, window: str, tickets: Mapping[str, Ticket], gateway: Sequence[tuple[datetime, bool]] | None, policy: Policy, until: datetime
+) -> bool:
+    """The ``no_ticket`` signal of one rating (see :func:`evaluate_window_day`).
+
+    Only a queue gateway that was online can vouch that no ticket was
+    served, and a ticket is given ``ticket_wait_s`` to arrive before its
+    absence counts, since the queue system reports late.
+    """
+    rules = policy.ratings
+    if not (rules.ticket_required and gateway is not None and online_at(gateway, r.rated_at)):
+        return False
+    if r.ticket is None:
+        return True
+    if until < r.rated_at + timedelta(seconds=rules.ticket_wait_s):
+        return False
+    served = tickets.get(r.ticket)
+    seen = served.first_seen if served is not None else None
+    return served is None or served.window != window or seen is None or seen > r.rated_at
+
+
+def _rating_signals(
+    r: Rating,
+    seat: SeatAt,
+    window: str,
+    tickets: Mapping[str, Ticket],
+    gateway: Sequence[tuple[datetime, bool]] | None,
+    policy: Policy,
+    until: datetime,
+) -> set[str]:
+    """The signals a rating carries on its own; a burst needs its neighbours (see :func:`_find_bursts`)."""
+    signals: set[str] = set()
+    grace = timedelta(seconds=policy.ratings.seat_vacant_grace_s)
+    if seat.camera_online and seat.occupied is False and seat.since is not None and r.rated_at - seat.since > grace:
+        signals.add("seat_vacant")
+    if (
+        seat.camera_online
+        and seat.occupied
+        and seat.occupant not in (None, UNKNOWN_PERSON)
+        and r.clerk is not None
+        and r.clerk != seat.occupant
+    ):
+        signals.add("clerk_mismatch")
+    if _lacks_ticket(r, window, tickets, gateway, policy, until):
+        signals.add("no_ticket")
+    return signals
+
+
+@dataclass(frozen=True)
+class _Bursts:
+    """The ratings caught in any burst, and where the first burst lies.
+
+    The first burst is kept apart because the day's burst alert starts at its
+    first rating and is raised by the rating that completed it.
+    """
+
+    marked: frozenset[int]
+    first: tuple[int, int] | None
+    """(first rating of the first burst, the rating completing it), as indices into the ratings."""
+
+
+def _find_bursts(ratings: Sequence[Rating], ordered: Sequence[int], policy: Policy) -> _Bursts:
+    """Every run of ``burst_count`` ratings within ``burst_window_s`` (both ends included), by a sliding window."""
+    rules = policy.ratings
+    window_s = timedelta(seconds=rules.burst_window_s)
+    marked: set[int] = set()
+    first: tuple[int, int] | None = None
+    start = 0
+    for end in range(len(ordered)):
+        while ratings[ordered[end]].rated_at - ratings[ordered[start]].rated_at > window_s:
+            start += 1
+        if end - start + 1 >= rules.burst_count:
+            marked.update(ordered[start : end + 1])
+            if first is None:
+                first = (ordered[start], ordered[end])
+    return _Bursts(frozenset(marked), first)
+
+
+def _signal_alerts(
+    window: str,
+    ratings: Sequence[Rating],
+    ordered: Sequence[int],
+    marks: Mapping[int, set[str]],
+    bursts: _Bursts,
+    cleared: datetime | None,
+    policy: Policy,
+) -> tuple[Alert, ...]:
+    """At most one alert episode per signal type for the day, ordered by when each was raised.
+
+    One episode a day, not one per rating, so a window pressing the keypad
+    all afternoon is one thing to look at, its facts listing the ratings.
+    """
+    rules = policy.ratings
+    alerts: list[Alert] = []
+    for signal, name in _SIGNAL_ALERT.items():
+        flagged = [ratings[i] for i in ordered if signal in marks[i]]
+        if not flagged:
+            continue
+        if signal == "burst":
+            assert bursts.first is not None
+            since, raising = ratings[bursts.first[0]], ratings[bursts.first[1]]
+            threshold = rules.burst_window_s
+        else:
+            since = raising = flagged[0]
+            threshold = rules.seat_vacant_grace_s if signal == "seat_vacant" else rules.ticket_wait_s
+        alerts.append(_rating_alert(name, window, since, raising, flagged, cleared, policy, threshold))
+    alerts.sort(key=lambda a: (a.raised_at, a.type))
+    return tuple(alerts)
+
+
 def evaluate_window_day(
     window: str,
     day: date,
@@ -620,65 +742,16 @@ def evaluate_window_day(
     (cleared at midnight, hall time), its facts listing the ratings.  Only
     ratings up to ``until`` are judged.
     """
-    rules = policy.ratings
     day_end = day_start(day + timedelta(days=1))
-    ordered = sorted(
-        (i for i, r in enumerate(ratings) if r.origin == "device" and r.rated_at <= until), key=lambda i: (ratings[i].rated_at, ratings[i].order)
-    )
+    ordered = _judged_in_order(ratings, until)
     seats = SeatHistory(observations)
-    grace = timedelta(seconds=rules.seat_vacant_grace_s)
-    wait = timedelta(seconds=rules.ticket_wait_s)
-    marks: dict[int, set[str]] = {i: set() for i in ordered}
-    for i in ordered:
-        r = ratings[i]
-        seat = seats.at(r.rated_at)
-        if seat.camera_online and seat.occupied is False and seat.since is not None and r.rated_at - seat.since > grace:
-            marks[i].add("seat_vacant")
-        if (
-            seat.camera_online
-            and seat.occupied
-            and seat.occupant not in (None, UNKNOWN_PERSON)
-            and r.clerk is not None
-            and r.clerk != seat.occupant
-        ):
-            marks[i].add("clerk_mismatch")
-        if rules.ticket_required and gateway is not None and online_at(gateway, r.rated_at):
-            if r.ticket is None:
-                marks[i].add("no_ticket")
-            elif until >= r.rated_at + wait:
-                served = tickets.get(r.ticket)
-                seen = served.first_seen if served is not None else None
-                if served is None or served.window != window or seen is None or seen > r.rated_at:
-                    marks[i].add("no_ticket")
-
-    window_s = timedelta(seconds=rules.burst_window_s)
-    first_burst: tuple[int, int] | None = None  # (first rating of the first burst, the rating completing it)
-    start = 0
-    for end in range(len(ordered)):
-        while ratings[ordered[end]].rated_at - ratings[ordered[start]].rated_at > window_s:
-            start += 1
-        if end - start + 1 >= rules.burst_count:
-            for k in ordered[start : end + 1]:
-                marks[k].add("burst")
-            if first_burst is None:
-                first_burst = (ordered[start], ordered[end])
-
+    marks = {i: _rating_signals(ratings[i], seats.at(ratings[i].rated_at), window, tickets, gateway, policy, until) for i in ordered}
+    bursts = _find_bursts(ratings, ordered, policy)
+    for i in bursts.marked:
+        marks[i].add("burst")
     cleared = day_end if until >= day_end else None
-    alerts: list[Alert] = []
-    for signal, name in _SIGNAL_ALERT.items():
-        flagged = [ratings[i] for i in ordered if signal in marks[i]]
-        if not flagged:
-            continue
-        if signal == "burst":
-            assert first_burst is not None
-            since, raising = ratings[first_burst[0]], ratings[first_burst[1]]
-            threshold = rules.burst_window_s
-        else:
-            since = raising = flagged[0]
-            threshold = rules.seat_vacant_grace_s if signal == "seat_vacant" else rules.ticket_wait_s
-        alerts.append(_rating_alert(name, window, since, raising, flagged, cleared, policy, threshold))
-    alerts.sort(key=lambda a: (a.raised_at, a.type))
-    return WindowDayRatings(tuple(frozenset(marks.get(i, ())) for i in range(len(ratings))), tuple(alerts))
+    alerts = _signal_alerts(window, ratings, ordered, marks, bursts, cleared, policy)
+    return WindowDayRatings(tuple(frozenset(marks.get(i, ())) for i in range(len(ratings))), alerts)
 
 
 def month_bounds(day: date) -> tuple[date, date]:
@@ -862,6 +935,95 @@ def _group(window: str, clerk: str | None, by: GroupBy, departments: Mapping[str
     return departments.get(window, "")
 
 
+@dataclass
+class _Tally:
+    """The running counts of one (period, group) cell while :func:`statistics` reads its inputs.
+
+    Mutable on purpose: it lives only inside one call, and counting in place
+    keeps each rule (what is rated, bad, suspect …) in one spot before the
+    cell is frozen into a :class:`StatRow`.
+    """
+
+    rated: int = 0
+    levels: list[int] = field(default_factory=lambda: [0] * 5)
+    """Counts of levels 5, 4, 3, 2, 1, as in :attr:`StatRow.levels`."""
+    satisfied: int = 0
+    bad: int = 0
+    defaults: int = 0
+    duplicates: int = 0
+    overturned: int = 0
+    work_orders: int = 0
+    handled: int = 0
+    on_time: int = 0
+    late: int = 0
+    signals: dict[str, int] = field(default_factory=lambda: {name: 0 for name in SIGNALS})
+    suspect: int = 0
+    lowest: int = 5
+    """The lowest rated level so far (5 while none): for ``never_below``."""
+
+    def add_rating(self, r: Rating, overturned_ratings: set[int], policy: Policy) -> None:
+        """Count a rating where it belongs: defaults, duplicates and ratings overturned on appeal stay out of ``rated``.
+
+        A default that lost to a real rating (not counted) is not a default
+        of this transaction, so it is not counted at all.
+        """
+        if r.origin == "default":
+            if r.counted:
+                self.defaults += 1
+            return
+        if not r.counted:
+            self.duplicates += 1
+            return
+        if r.id is not None and r.id in overturned_ratings:
+            self.overturned += 1
+            return
+        self.rated += 1
+        self.levels[5 - r.level] += 1
+        if r.level >= SATISFIED_AT_LEAST:
+            self.satisfied += 1
+        if is_bad(r.level, policy):
+            self.bad += 1
+        hit = [s for s in r.signals if s in SIGNALS]
+        for s in hit:
+            self.signals[s] += 1
+        if hit:
+            self.suspect += 1
+        self.lowest = min(self.lowest, r.level)
+
+    def add_order(self, o: WorkOrder, now: datetime) -> None:
+        """Count a work order that is in the rates (the caller leaves out overturned and withdrawn ones)."""
+        self.work_orders += 1
+        if o.handled_at is not None:
+            self.handled += 1
+        judged = timeliness(o, now)
+        if judged == "on_time":
+            self.on_time += 1
+        elif judged == "late":
+            self.late += 1
+
+    def row(self, key: str, label: str, period: Period, policy: Policy) -> StatRow:
+        """The cell as an unranked :class:`StatRow`; ``never_below`` is judged on whole months only."""
+        rules = policy.ratings
+        return StatRow(
+            key=key,
+            period=label,
+            rated=self.rated,
+            levels=tuple(self.levels),  # type: ignore[arg-type]
+            satisfied=self.satisfied,
+            bad=self.bad,
+            defaults=self.defaults,
+            duplicates=self.duplicates,
+            overturned=self.overturned,
+            work_orders=self.work_orders,
+            handled=self.handled,
+            on_time=self.on_time,
+            late=self.late,
+            signals=tuple(self.signals.items()),
+            suspect=self.suspect,
+            never_below=(self.rated >= rules.never_below_min_count and self.lowest >= rules.never_below_level) if period == "month" else None,
+        )
+
+
 def statistics(
     ratings: Iterable[Rating],
     orders: Iterable[WorkOrder],
@@ -881,83 +1043,22 @@ def statistics(
     rows only): at least ``never_below_min_count`` rated ratings, none below
     ``never_below_level``.  Rows are sorted by period, then rank, then key.
     """
-    rules = policy.ratings
-    counts: dict[tuple[str, str], dict[str, object]] = {}
-    lowest: dict[tuple[str, str], int] = {}
     order_list = list(orders)
     overturned_ratings = {o.rating_id for o in order_list if o.status == "overturned" and o.rating_id is not None}
+    tallies: dict[tuple[str, str], _Tally] = {}
 
-    def cell(window: str, clerk: str | None, day: date) -> dict[str, object]:
+    def tally(window: str, clerk: str | None, day: date) -> _Tally:
         key = (period_of(day, period), _group(window, clerk, by, departments))
-        if key not in counts:
-            counts[key] = {"levels": [0] * 5, "signals": {name: 0 for name in SIGNALS}}
-        return counts[key]
-
-    def bump(c: dict[str, object], name: str) -> None:
-        c[name] = int(c.get(name, 0)) + 1  # type: ignore[call-overload]
+        if key not in tallies:
+            tallies[key] = _Tally()
+        return tallies[key]
 
     for r in ratings:
-        c = cell(r.window, r.clerk, r.day)
-        if r.origin == "default":
-            if r.counted:
-                bump(c, "defaults")
-            continue
-        if not r.counted:
-            bump(c, "duplicates")
-            continue
-        if r.id is not None and r.id in overturned_ratings:
-            bump(c, "overturned")
-            continue
-        bump(c, "rated")
-        c["levels"][5 - r.level] += 1  # type: ignore[index]
-        if r.level >= SATISFIED_AT_LEAST:
-            bump(c, "satisfied")
-        if is_bad(r.level, policy):
-            bump(c, "bad")
-        hit = [s for s in r.signals if s in SIGNALS]
-        for s in hit:
-            c["signals"][s] += 1  # type: ignore[index]
-        if hit:
-            bump(c, "suspect")
-        key = (period_of(r.day, period), _group(r.window, r.clerk, by, departments))
-        lowest[key] = min(lowest.get(key, 5), r.level)
+        tally(r.window, r.clerk, r.day).add_rating(r, overturned_ratings, policy)
     for o in order_list:
-        if o.status in NOT_COUNTED:
-            continue
-        c = cell(o.window, o.clerk, o.day)
-        bump(c, "work_orders")
-        if o.handled_at is not None:
-            bump(c, "handled")
-        judged = timeliness(o, now)
-        if judged in ("on_time", "late"):
-            bump(c, judged)
-
-    rows = []
-    for (label, key), c in counts.items():
-        rated = int(c.get("rated", 0))  # type: ignore[call-overload]
-        rows.append(
-            StatRow(
-                key=key,
-                period=label,
-                rated=rated,
-                levels=tuple(c["levels"]),  # type: ignore[arg-type]
-                satisfied=int(c.get("satisfied", 0)),  # type: ignore[call-overload]
-                bad=int(c.get("bad", 0)),  # type: ignore[call-overload]
-                defaults=int(c.get("defaults", 0)),  # type: ignore[call-overload]
-                duplicates=int(c.get("duplicates", 0)),  # type: ignore[call-overload]
-                overturned=int(c.get("overturned", 0)),  # type: ignore[call-overload]
-                work_orders=int(c.get("work_orders", 0)),  # type: ignore[call-overload]
-                handled=int(c.get("handled", 0)),  # type: ignore[call-overload]
-                on_time=int(c.get("on_time", 0)),  # type: ignore[call-overload]
-                late=int(c.get("late", 0)),  # type: ignore[call-overload]
-                signals=tuple(c["signals"].items()),  # type: ignore[attr-defined]
-                suspect=int(c.get("suspect", 0)),  # type: ignore[call-overload]
-                never_below=(rated >= rules.never_below_min_count and lowest.get((label, key), 5) >= rules.never_below_level)
-                if period == "month"
-                else None,
-            )
-        )
-    return rank(rows)
+        if o.status not in NOT_COUNTED:
+            tally(o.window, o.clerk, o.day).add_order(o, now)
+    return rank([t.row(key, label, period, policy) for (label, key), t in tallies.items()])
 
 
 def rank(rows: Iterable[StatRow]) -> tuple[StatRow, ...]:
