@@ -111,9 +111,9 @@ class Services:
         """The ingest counters, and the time-series sink's when it runs."""
         return self.ingestor.counters.as_dict() | ({"influx": self.sink.stats()} if self.sink is not None else {})
 
-    def to_device(self, topic: str) -> Callable[[str, bytes], None]:
-        """Publish to one device's ``topic`` (``cmd``: a command, not kept by the broker)."""
-        return lambda device_id, payload: self.ingestor.publish_to_device(device_id, topic, payload, retain=False)
+    def send_command(self, device_id: str, payload: bytes) -> None:
+        """Publish a command to one device (not retained: a command is for now, not for a later start)."""
+        self.ingestor.publish_to_device(device_id, "cmd", payload, retain=False)
 
 
 def build_services(settings: ServerSettings, hall: HallConfig, clock: Clock) -> Services:
@@ -136,7 +136,7 @@ def build_services(settings: ServerSettings, hall: HallConfig, clock: Clock) -> 
     )
     faces = face_service(engine, publisher, settings.face_key_file, settings.gallery_key_file, settings.signing_key_file, settings.face_target_far)
     evidence = EvidenceStore(engine, settings.data_dir / "evidence", settings.evidence_retention_days, clock)
-    sink = _influx_sink(settings, hall) if settings.influx_url else None
+    sink = _influx_sink(settings, hall)
     periodic: list[Callable[[], object]] = [patrols.start_due_rounds, evidence.tick]
     if faces is not None:
         periodic.append(lambda: faces.tick(ingestor.connection))
@@ -156,8 +156,10 @@ def build_services(settings: ServerSettings, hall: HallConfig, clock: Clock) -> 
     )
 
 
-def _influx_sink(settings: ServerSettings, hall: HallConfig) -> InfluxSink:
-    assert settings.influx_url is not None
+def _influx_sink(settings: ServerSettings, hall: HallConfig) -> InfluxSink | None:
+    """The time-series export, when the settings name a database to export to."""
+    if settings.influx_url is None:
+        return None
     return InfluxSink(
         settings.influx_url,
         bucket=settings.influx_bucket,
@@ -215,6 +217,6 @@ def _routers(s: Services) -> list[APIRouter]:
         review_router(s.engine, hall, s.policy, s.calendar, s.clock, authority.principal),
         attendance_router(AttendanceService(s.engine, hall, s.policy, s.calendar, s.clock), authority),
         gallery_router(s.publisher, s.settings.passwd_file),
-        evidence_router(s.evidence, hall.hall.id, s.store.registry, s.settings.passwd_file, authority, s.to_device("cmd")),
+        evidence_router(s.evidence, hall.hall.id, s.store.registry, s.settings.passwd_file, authority, s.send_command),
         faces_router(lambda: faces.registry if faces else None, authority, faces.rebuild if faces else lambda: {}),
     ]
