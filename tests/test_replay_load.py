@@ -16,7 +16,7 @@ from server.supervision import service as supervisor_module
 from server.db import LeaveRow
 from server.config.hall import HallConfig, load_hall
 from server.rules.supervision import Observation
-from server.supervision.service import _cameras
+from server.supervision.service import window_cameras
 from sqlalchemy.orm import Session
 
 HALL = load_hall(ROOT / "config/halls/demo.toml")
@@ -159,5 +159,5 @@ def test_each_window_gets_the_camera_camera_of_names() -> None:
         }
     )
     for hall in (HALL, two_cameras):
-        assert _cameras(hall) == {w.id: hall.camera_of(w.id) for w in hall.windows}
-    assert _cameras(two_cameras) == {"a": "cam-1", "b": "cam-1", "c": "cam-2"}
+        assert window_cameras(hall) == {w.id: hall.camera_of(w.id) for w in hall.windows}
+    assert window_cameras(two_cameras) == {"a": "cam-1", "b": "cam-1", "c": "cam-2"}

@@ -20,12 +20,12 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.users.authority import Authority
 from server.ratings.service import NotFound, RatingsService
 from server.ratings.sheet import definitions, ratings_xlsx
 from server.ratings.views import RatingViews
 from server.rules.ratings import TransitionError
 from server.users.accounts import Principal
+from server.users.authority import Authority
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

@@ -28,7 +28,7 @@ this module loads, stores and reconciles:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -38,53 +38,42 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from broker.timeutil import HALL_TZ, Clock
-from server.db import AlertRow, DeviceHealthRow, EventRow, RatingKeyRow, RatingRow, StaffRow, TicketRow, WorkOrderRow, WorkOrderStepRow
 from server.config.hall import HallConfig
+from server.db import (
+    AlertRow,
+    EventRow,
+    RatingKeyRow,
+    RatingRow,
+    StaffRow,
+    TicketRow,
+    WorkOrderRow,
+    WorkOrderStepRow,
+)
+from server.ingest.batch import Changes
+from server.ratings.signals import (
+    SIGNAL_TYPES,
+    DayLoader,
+    HeldSignals,
+    rating_of,
+    ticket_of,
+)
 from server.rules import ratings as rules
 from server.rules.attendance import local_day
 from server.rules.calendar import CalendarGapError, WorkCalendar
 from server.rules.policy import Policy
-from server.rules.ratings import Rating, StatRow, Step, Ticket, WorkOrder
-from server.rules.supervision import Observation
-from server.ingest.batch import Changes
-from server.supervision.service import alert_json, reconcile_alerts
-
-DayLoader = Callable[[Session, list[str], date], dict[str, list[Observation]]]
-"""``Supervisor.load_days``: the one way a window's day of observations is read."""
+from server.rules.ratings import Rating, StatRow, Step, WorkOrder
+from server.supervision.service import SEAT_TYPES, alert_json, reconcile_alerts
 
 RECHECK = timedelta(seconds=60)
 """Hall time between periodic passes (defaults, deadlines, overdue, signals of the day)."""
 CHUNK = 1000
 """Rating and ticket events taken per transaction."""
-SIGNAL_TYPES = ("rating_seat_vacant", "rating_no_ticket", "rating_burst")
 OPEN_EXCLUDED = tuple(sorted(rules.FINAL))
 """Statuses of a finished order, for SQL (``status NOT IN``: the order is open)."""
 
 
 class NotFound(LookupError):
     """No such work order (the message names it)."""
-
-
-def rating_of(row: RatingRow) -> Rating:
-    return Rating(
-        window=row.window_id,
-        level=row.level,
-        rated_at=row.rated_at,
-        day=row.day,
-        clerk=row.clerk_id,
-        ticket=row.ticket,
-        cases=tuple(row.cases),
-        origin=row.origin,  # type: ignore[arg-type]
-        historical=row.historical,
-        order=(row.device_id, row.boot, row.seq),
-        counted=row.duplicate_of is None,
-        signals=frozenset(row.signals),
-        id=row.id,
-    )
-
-
-def ticket_of(row: TicketRow) -> Ticket:
-    return Ticket(row.window_id, row.ticket, row.day, row.called_at, row.finished_at, row.clerk_id, tuple(row.cases))
 
 
 def order_of(row: WorkOrderRow) -> WorkOrder:
@@ -140,12 +129,12 @@ class RatingsService:
     """Ratings, work orders and their alerts for one hall."""
 
     def __init__(self, engine: Engine, hall: HallConfig, policy: Policy, calendar: WorkCalendar, clock: Clock, load_days: DayLoader) -> None:
+        """``load_days``: ``Supervisor.load_days``, how the fraud signals read a window's day of observations."""
         self.engine = engine
         self.hall = hall
         self.policy = policy
         self.calendar = calendar
         self.clock = clock
-        self.load_days = load_days
         self.windows = {w.id: w for w in hall.windows}
         self.departments = {w.id: w.department for w in hall.windows}
         self.gateways: dict[str, str] = {}
@@ -154,6 +143,7 @@ class RatingsService:
             if device.kind == "queue_gateway":
                 for window_id in device.windows:
                     self.gateways.setdefault(window_id, device.id)
+        self.signals = HeldSignals(hall, policy, self.gateways, load_days)
         self._watermark = self._taken_until()
         self._rechecked: datetime | None = None
         self._overdue_pass: datetime | None = None
@@ -175,14 +165,18 @@ class RatingsService:
     def follow(self, changes: Changes, sweep: bool) -> None:
         """Called by the ingest writer after each batch and each sweep: adds the alert changes to ``changes``.
 
-        A batch without a rating or ticket costs nothing; each sweep also
-        takes any event a failed call left behind.
+        A batch without a rating or ticket costs its seat facts only; each
+        sweep also takes any event a failed call left behind.
         """
+        self.signals.observe(changes)
         rows: list[AlertRow] = []
         if sweep or any(event.type in ("rating", "ticket") for event in changes.events):
             rows = self.take_events()
         if sweep:
             rows += self.sweep()
+        elif any(event.type in SEAT_TYPES for event in changes.events):
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                rows += self.signals.settle(session, self.now())
         if rows:
             now = self.now()
             changes.alerts += [self.alert_json(row, now) for row in rows]
@@ -192,7 +186,13 @@ class RatingsService:
         return alert_json(row, now, self.policy, window.name if window else row.window_id)
 
     def take_events(self) -> list[AlertRow]:
-        """Store the rating and ticket events stored since the last call; returns changed alerts."""
+        """Store the rating and ticket events stored since the last call; returns changed alerts.
+
+        A chunk costs a bounded number of statements whatever the day holds:
+        one to find the ratings taken before a restart, one flush for the new
+        rows, a few to find their transactions (:meth:`_resolve`), and the
+        signals of the days and months touched (:class:`HeldSignals`).
+        """
         changed: list[AlertRow] = []
         while True:
             now = self.now()
@@ -205,37 +205,25 @@ class RatingsService:
                 ).all()
                 if not events:
                     return changed
-                days: set[tuple[str, date]] = set()
-                tickets: set[tuple[date, str]] = set()
-                fresh: list[RatingRow] = []
+                ratings = [event for event in events if event.type == "rating"]
+                taken = set(session.scalars(select(RatingRow.msg_id).where(RatingRow.msg_id.in_([e.msg_id for e in ratings])))) if ratings else set()
                 for event in events:
-                    body = event.body
                     if event.type == "ticket":
-                        tickets.add(self._put_ticket(session, body, event.event_time))
-                        continue
-                    if session.scalar(select(RatingRow.id).where(RatingRow.msg_id == event.msg_id)) is not None:
-                        continue  # taken before a restart
-                    rating = rules.device_rating(
-                        body["window_id"], body["level"], event.event_time, clerk=body.get("clerk_id"), ticket=body.get("ticket"),
-                        cases=body.get("cases") or (), historical=event.historical, order=(event.device_id, event.boot, event.seq),
-                    )  # fmt: skip
-                    fresh.append(self._add_rating(session, rating, event.msg_id, now))
-                    days.add((rating.window, rating.day))
-                self._resolve(session, fresh, now)
-                if tickets:
-                    for window_id, day in session.execute(
-                        select(RatingRow.window_id, RatingRow.day).where(RatingRow.day.in_({d for d, _ in tickets}), RatingRow.ticket.in_({t for _, t in tickets}))
-                    ):
-                        days.add((window_id, day))
-                for window_id, day in sorted(days):
-                    changed += self._evaluate_day(session, window_id, day, now)
-                for window_id, month in sorted({(r.window_id, r.day.replace(day=1)) for r in fresh}):
-                    changed += self._never_below(session, window_id, month, now)
+                        self.signals.ticket_stored(self._put_ticket(session, event.body, event.event_time))
+                fresh = [
+                    self._new_rating(session, rules.device_rating(
+                        e.body["window_id"], e.body["level"], e.event_time, clerk=e.body.get("clerk_id"), ticket=e.body.get("ticket"),
+                        cases=e.body.get("cases") or (), historical=e.historical, order=(e.device_id, e.boot, e.seq),
+                    ), e.msg_id, now)
+                    for e in ratings if e.msg_id not in taken  # taken before a restart
+                ]  # fmt: skip
+                self._store_ratings(session, fresh, now)
+                changed += self.signals.settle(session, now)
             self._watermark = events[-1].id
             if len(events) < CHUNK:
                 return changed
 
-    def _put_ticket(self, session: Session, body: dict[str, Any], at: datetime) -> tuple[date, str]:
+    def _put_ticket(self, session: Session, body: dict[str, Any], at: datetime) -> TicketRow:
         day = local_day(at)
         row = session.scalars(select(TicketRow).where(TicketRow.day == day, TicketRow.ticket == body["ticket"])).first()
         if row is None:
@@ -252,46 +240,97 @@ class RatingsService:
         else:
             row.called_at = at if row.called_at is None else min(row.called_at, at)
         session.flush()
-        return day, body["ticket"]
+        return row
 
-    def _add_rating(self, session: Session, rating: Rating, msg_id: str | None, now: datetime) -> RatingRow:
+    @staticmethod
+    def _new_rating(session: Session, rating: Rating, msg_id: str | None, now: datetime) -> tuple[RatingRow, Rating]:
         row = _new_rating_row(rating, msg_id, now)
         session.add(row)
+        return row, rating
+
+    def _store_ratings(self, session: Session, fresh: Sequence[tuple[RatingRow, Rating]], now: datetime) -> None:
+        """New ratings (added to the session): their keys, their transactions, their signals."""
+        if not fresh:
+            return
         session.flush()
-        session.add_all(RatingKeyRow(key=key, rating_id=row.id) for key in sorted(rating.keys))
-        return row
+        session.add_all(RatingKeyRow(key=key, rating_id=row.id) for row, rating in fresh for key in sorted(rating.keys))
+        session.flush()
+        recounted = self._resolve(session, [row for row, rating in fresh if rating.keys], now)
+        rows = [row for row, _ in fresh]
+        self._follow_orders(session, [[row] for row, rating in fresh if not rating.keys], now)
+        self.signals.ratings_stored(session, rows)
+        self.signals.counting_changed(session, [*rows, *recounted])
 
     # ------------------------------------------------------------ 一事一评
 
-    def _component(self, session: Session, seeds: Sequence[RatingRow]) -> list[RatingRow]:
-        """The ratings connected to ``seeds`` through shared transaction keys."""
+    def _components(self, session: Session, seeds: Sequence[RatingRow]) -> list[list[RatingRow]]:
+        """The transactions of ``seeds``: the ratings connected to them through shared keys, each in id order.
+
+        The key links are walked for all seeds at once, a few statements per
+        chunk, however many ratings the day already holds.
+        """
         ids = {row.id for row in seeds}
+        links: set[tuple[int, str]] = set()
         keys: set[str] = set()
         frontier = set(ids)
         while frontier:
-            found = set(session.scalars(select(RatingKeyRow.key).where(RatingKeyRow.rating_id.in_(frontier)))) - keys
-            keys |= found
-            frontier = set(session.scalars(select(RatingKeyRow.rating_id).where(RatingKeyRow.key.in_(found)))) - ids if found else set()
+            found = {(rating_id, key) for rating_id, key in session.execute(select(RatingKeyRow.rating_id, RatingKeyRow.key).where(RatingKeyRow.rating_id.in_(frontier)))}
+            new_keys = {key for _, key in found} - keys
+            keys |= new_keys
+            linked = {(rating_id, key) for rating_id, key in session.execute(select(RatingKeyRow.rating_id, RatingKeyRow.key).where(RatingKeyRow.key.in_(new_keys)))} if new_keys else set()
+            links |= found | linked
+            frontier = {rating_id for rating_id, _ in linked} - ids
             ids |= frontier
-        return list(session.scalars(select(RatingRow).where(RatingRow.id.in_(ids)).order_by(RatingRow.id)))
+        parent = {rating_id: rating_id for rating_id in ids}
 
-    def _resolve(self, session: Session, fresh: Sequence[RatingRow], now: datetime) -> None:
-        """Decide again which rating counts in each transaction touched, and make the work orders follow."""
-        done: set[int] = set()
-        for seed in fresh:
-            if seed.id in done:
-                continue
-            component = self._component(session, [seed])
-            done.update(row.id for row in component)
-            ratings = [rating_of(row) for row in component]
-            for row, root in zip(component, rules.resolve(ratings), strict=True):
-                row.duplicate_of = None if root is None else component[root].id
-            session.flush()
-            self._follow_orders(session, component, now)
+        def root(item: int) -> int:
+            while parent[item] != item:
+                parent[item] = parent[parent[item]]
+                item = parent[item]
+            return item
 
-    def _follow_orders(self, session: Session, component: Sequence[RatingRow], now: datetime) -> None:
+        owner: dict[str, int] = {}
+        for rating_id, key in sorted(links):
+            if key in owner:
+                parent[root(rating_id)] = root(owner[key])
+            else:
+                owner[key] = rating_id
+        components: dict[int, list[RatingRow]] = {}
+        for row in session.scalars(select(RatingRow).where(RatingRow.id.in_(ids)).order_by(RatingRow.id)):
+            components.setdefault(root(row.id), []).append(row)
+        return list(components.values())
+
+    def _resolve(self, session: Session, fresh: Sequence[RatingRow], now: datetime) -> list[RatingRow]:
+        """Decide again which rating counts in each transaction touched, and make the work orders follow.
+
+        Returns the ratings whose counting changed (the never-below months take them).
+        """
+        if not fresh:
+            return []
+        components = self._components(session, fresh)
+        recounted = []
+        for component in components:
+            for row, root in zip(component, rules.resolve([rating_of(row) for row in component]), strict=True):
+                duplicate_of = None if root is None else component[root].id
+                if row.duplicate_of != duplicate_of:
+                    row.duplicate_of = duplicate_of
+                    recounted.append(row)
+        session.flush()
+        self._follow_orders(session, components, now)
+        return recounted
+
+    def _follow_orders(self, session: Session, components: Sequence[Sequence[RatingRow]], now: datetime) -> None:
+        """Create, move or withdraw the work orders of the transactions given (their orders read in one statement)."""
+        ids = [row.id for component in components for row in component]
+        if not ids:
+            return
+        found = {o.rating_id: o for o in session.scalars(select(WorkOrderRow).where(WorkOrderRow.rating_id.in_(ids)))}
+        for component in components:
+            self._follow_component(session, component, {row.id: found[row.id] for row in component if row.id in found}, now)
+        session.flush()
+
+    def _follow_component(self, session: Session, component: Sequence[RatingRow], orders: dict[int, WorkOrderRow], now: datetime) -> None:
         by_id = {row.id: row for row in component}
-        orders = {o.rating_id: o for o in session.scalars(select(WorkOrderRow).where(WorkOrderRow.rating_id.in_(by_id)))}
 
         def opens(row: RatingRow) -> bool:
             return row.origin == "device" and row.duplicate_of is None and rules.is_bad(row.level, self.policy)
@@ -310,7 +349,6 @@ class RatingsService:
         for rating_id, order_row in orders.items():
             if not opens(by_id[rating_id]) and order_row.status not in rules.FINAL:
                 self._store_step(session, order_row, rules.withdraw(order_of(order_row), now, "同一事项已有更早的评价（一事一评），本评价不计"))
-        session.flush()
 
     def _deadlines(self, rated_at: datetime) -> tuple[date, date] | None:
         try:
@@ -325,7 +363,6 @@ class RatingsService:
         )  # fmt: skip
         row.steps = [WorkOrderStepRow(status=s.status, at=s.at, actor=s.actor, note=s.note) for s in order.history]
         session.add(row)
-        session.flush()
         return row
 
     @staticmethod
@@ -333,73 +370,6 @@ class RatingsService:
         step = after.history[-1]
         row.status, row.final_at = after.status, after.final_at
         row.steps.append(WorkOrderStepRow(status=step.status, at=step.at, actor=step.actor, note=step.note))
-
-    # ------------------------------------------------------------ signals
-
-    def _gateway(self, session: Session, window_id: str, day: date) -> list[tuple[datetime, bool]] | None:
-        device = self.gateways.get(window_id)
-        if device is None:
-            return None
-        start = rules.day_start(day)
-        rows = list(
-            session.execute(
-                select(DeviceHealthRow.time, DeviceHealthRow.status).where(
-                    DeviceHealthRow.device_id == device, DeviceHealthRow.time >= start, DeviceHealthRow.time < start + timedelta(days=1)
-                )
-            )
-        )
-        before = session.execute(
-            select(DeviceHealthRow.time, DeviceHealthRow.status)
-            .where(DeviceHealthRow.device_id == device, DeviceHealthRow.time < start)
-            .order_by(DeviceHealthRow.time.desc(), DeviceHealthRow.id.desc())
-            .limit(1)
-        ).first()
-        if before is not None:
-            rows.append(before)
-        return [(time, status == "online") for time, status in rows]
-
-    def _evaluate_day(self, session: Session, window_id: str, day: date, now: datetime) -> list[AlertRow]:
-        """The window's day of fraud signals, stored on its ratings and as alert rows."""
-        if window_id not in self.windows:
-            return []
-        rows = list(session.scalars(select(RatingRow).where(RatingRow.window_id == window_id, RatingRow.day == day, RatingRow.origin == "device").order_by(RatingRow.id)))
-        numbers = {row.ticket for row in rows if row.ticket}
-        tickets = {
-            row.ticket: ticket_of(row)
-            for row in (session.scalars(select(TicketRow).where(TicketRow.day == day, TicketRow.ticket.in_(numbers))) if numbers else ())
-        }
-        observations = self.load_days(session, [window_id], day)[window_id]
-        result = rules.evaluate_window_day(
-            window_id, day, [rating_of(row) for row in rows], tickets, observations, self._gateway(session, window_id, day), self.policy, now
-        )
-        for row, signals in zip(rows, result.signals, strict=True):
-            if sorted(signals) != row.signals:
-                row.signals = sorted(signals)
-        start = rules.day_start(day)
-        stored = session.scalars(
-            select(AlertRow).where(
-                AlertRow.window_id == window_id, AlertRow.type.in_(SIGNAL_TYPES), AlertRow.raised_at >= start, AlertRow.raised_at < start + timedelta(days=1)
-            )
-        )
-        return reconcile_alerts(session, stored, result.alerts)
-
-    def _never_below(self, session: Session, window_id: str, month: date, now: datetime) -> list[AlertRow]:
-        first, after = rules.month_bounds(month)
-        rows = session.scalars(
-            select(RatingRow).where(
-                RatingRow.window_id == window_id, RatingRow.origin == "device", RatingRow.duplicate_of.is_(None), RatingRow.day >= first, RatingRow.day < after
-            )
-        )
-        alert = rules.never_below(window_id, first, [rating_of(row) for row in rows], self.policy, now)
-        stored = session.scalars(
-            select(AlertRow).where(
-                AlertRow.window_id == window_id,
-                AlertRow.type == "rating_never_below",
-                AlertRow.raised_at >= rules.day_start(first),
-                AlertRow.raised_at < rules.day_start(after),
-            )
-        )
-        return reconcile_alerts(session, stored, [alert] if alert else [])
 
     # ------------------------------------------------------------ periodic work
 
@@ -426,10 +396,8 @@ class RatingsService:
                     months.add((window_id, day.replace(day=1)))
                 else:
                     days.add((window_id, day))
-            for window_id, day in sorted(days):
-                changed += self._evaluate_day(session, window_id, day, now)
-            for window_id, month in sorted(months):
-                changed += self._never_below(session, window_id, month, now)
+            self.signals.touch(days, months)
+            changed += self.signals.sweep(session, now)
         return changed
 
     def _give_defaults(self, now: datetime) -> None:
@@ -441,15 +409,15 @@ class RatingsService:
             due = session.scalars(
                 select(TicketRow).where(TicketRow.settled.is_(False), TicketRow.finished_at <= now - timedelta(days=after)).order_by(TicketRow.id).limit(CHUNK)
             ).all()
-            given: list[RatingRow] = []
+            given: list[tuple[RatingRow, Rating]] = []
             for row in due:
                 ticket = ticket_of(row)
                 rated = session.scalar(select(RatingKeyRow.id).where(RatingKeyRow.key.in_(ticket.keys)).limit(1)) is not None
                 rating = rules.due_default(ticket, rated, self.policy, now)
                 if rating is not None:
-                    given.append(self._add_rating(session, rating, None, now))
+                    given.append(self._new_rating(session, rating, None, now))
                 row.settled = True
-            self._resolve(session, given, now)
+            self._store_ratings(session, given, now)
 
     def _fill_deadlines(self) -> None:
         """Deadlines a calendar gap left empty, once the calendar covers them (a hall added next year's file)."""

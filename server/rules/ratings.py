@@ -493,7 +493,8 @@ SIGNALS: dict[str, str] = {
     "burst": "集中评价",
 }
 """Fraud signals a single rating can carry (name → 中文)."""
-_SIGNAL_ALERT = {"seat_vacant": "rating_seat_vacant", "no_ticket": "rating_no_ticket", "burst": "rating_burst"}
+SIGNAL_ALERT = {"seat_vacant": "rating_seat_vacant", "no_ticket": "rating_no_ticket", "burst": "rating_burst"}
+"""The signals that raise a day's alert (signal → alert type); ``clerk_mismatch`` is the supervision core's alert."""
 
 
 @dataclass(frozen=True)
@@ -508,14 +509,37 @@ class SeatAt:
 
 
 class SeatHistory:
-    """A window's seat and camera facts over a day, asked at any moment (built from the supervision observations)."""
+    """A window's seat and camera facts over a day, asked at any moment (built from the supervision observations).
 
-    def __init__(self, observations: Iterable[Observation]) -> None:
-        ordered = sorted((o for o in observations if o.kind in ("seat", "camera")), key=lambda o: (o.time, o.order, o.kind))
+    Observations can also be added one at a time (:meth:`add`), in any
+    order: the states after the new one are folded again, which for a live
+    day (facts arrive in time order) is none or a few.
+    """
+
+    def __init__(self, observations: Iterable[Observation] = ()) -> None:
+        self._keys: list[tuple[datetime, tuple[str, int, int], str]] = []
+        self._observations: list[Observation] = []
         self._times: list[datetime] = []
         self._states: list[SeatAt] = []
-        state = SeatAt()
-        for o in ordered:
+        for o in sorted((o for o in observations if o.kind in _SEAT_KINDS), key=_seat_key):
+            self._keys.append(_seat_key(o))
+            self._observations.append(o)
+        self._fold_from(0)
+
+    def add(self, o: Observation) -> None:
+        """Take one more observation (other kinds than seat and camera are ignored)."""
+        if o.kind not in _SEAT_KINDS:
+            return
+        key = _seat_key(o)
+        index = bisect_right(self._keys, key)
+        self._keys.insert(index, key)
+        self._observations.insert(index, o)
+        self._fold_from(index)
+
+    def _fold_from(self, index: int) -> None:
+        del self._times[index:], self._states[index:]
+        state = self._states[index - 1] if index else SeatAt()
+        for o in self._observations[index:]:
             if o.kind == "camera":
                 state = replace(state, camera_online=o.on)
             else:
@@ -529,6 +553,13 @@ class SeatHistory:
     def at(self, moment: datetime) -> SeatAt:
         index = bisect_right(self._times, moment)
         return self._states[index - 1] if index else SeatAt()
+
+
+_SEAT_KINDS = ("seat", "camera")
+
+
+def _seat_key(o: Observation) -> tuple[datetime, tuple[str, int, int], str]:
+    return (o.time, o.order, o.kind)
 
 
 def online_at(changes: Sequence[tuple[datetime, bool]], moment: datetime) -> bool | None:
@@ -553,22 +584,46 @@ def _hms(moment: datetime) -> str:
     return moment.astimezone(HALL_TZ).strftime("%H:%M:%S")
 
 
-def _listed(values: Iterable[str], most: int = 10) -> str:
-    items = list(values)
-    text = ", ".join(items[:most])
-    return text + (f" …（共 {len(items)} 个）" if len(items) > most else "")
+FACT_ITEMS = 10
+"""Ratings (times, tickets) and clerks an alert's facts list by name; more are counted."""
+
+
+def _listed(first: Sequence[str], total: int) -> str:
+    text = ", ".join(first[:FACT_ITEMS])
+    return text + (f" …（共 {total} 个）" if total > FACT_ITEMS else "")
+
+
+def clerk_label(rating: Rating) -> str:
+    return rating.clerk or "（未登录）"
+
+
+@dataclass(frozen=True)
+class Flagged:
+    """What an alert's facts tell of the ratings it flags: how many, the first
+    ones in event order, and every clerk credited with one (sorted).  A
+    summary rather than the ratings, so a day kept up to date rating by
+    rating (:class:`server.rules.rating_signals.DaySignals`) builds an alert
+    without walking all of them."""
+
+    count: int
+    first: tuple[Rating, ...]
+    clerks: tuple[str, ...]
+
+    @classmethod
+    def of(cls, ratings: Sequence[Rating]) -> Flagged:
+        return cls(len(ratings), tuple(ratings[:FACT_ITEMS]), tuple(sorted({clerk_label(r) for r in ratings})))
 
 
 def _rating_alert(
-    name: str, window: str, since: Rating, raising: Rating, flagged: Sequence[Rating], cleared: datetime | None, policy: Policy, threshold_s: int, extra: tuple[tuple[str, str], ...] = ()
+    name: str, window: str, since: Rating, raising: Rating, flagged: Flagged, cleared: datetime | None, policy: Policy, threshold_s: int, extra: tuple[tuple[str, str], ...] = ()
 ) -> Alert:
     rule = RATING_ALERTS[name]
     assert rule.threshold is not None
     facts = (
-        ("count", str(len(flagged))),
-        ("times", _listed(_hms(r.rated_at) for r in flagged)),
-        ("tickets", _listed(r.ticket or "（无）" for r in flagged)),
-        ("clerks", _listed(sorted({r.clerk or "（未登录）" for r in flagged}))),
+        ("count", str(flagged.count)),
+        ("times", _listed([_hms(r.rated_at) for r in flagged.first], flagged.count)),
+        ("tickets", _listed([r.ticket or "（无）" for r in flagged.first], flagged.count)),
+        ("clerks", _listed(flagged.clerks, len(flagged.clerks))),
     ) + extra
     return Alert(
         window=window,
@@ -618,7 +673,7 @@ def _lacks_ticket(
     return served is None or served.window != window or seen is None or seen > r.rated_at
 
 
-def _rating_signals(
+def own_signals(
     r: Rating,
     seat: SeatAt,
     window: str,
@@ -689,22 +744,28 @@ def _signal_alerts(
     One episode a day, not one per rating, so a window pressing the keypad
     all afternoon is one thing to look at, its facts listing the ratings.
     """
-    rules = policy.ratings
     alerts: list[Alert] = []
-    for signal, name in _SIGNAL_ALERT.items():
+    for signal in SIGNAL_ALERT:
         flagged = [ratings[i] for i in ordered if signal in marks[i]]
         if not flagged:
             continue
         if signal == "burst":
             assert bursts.first is not None
             since, raising = ratings[bursts.first[0]], ratings[bursts.first[1]]
-            threshold = rules.burst_window_s
         else:
             since = raising = flagged[0]
-            threshold = rules.seat_vacant_grace_s if signal == "seat_vacant" else rules.ticket_wait_s
-        alerts.append(_rating_alert(name, window, since, raising, flagged, cleared, policy, threshold))
+        alerts.append(signal_alert(signal, window, since, raising, Flagged.of(flagged), cleared, policy))
     alerts.sort(key=lambda a: (a.raised_at, a.type))
     return tuple(alerts)
+
+
+def signal_alert(signal: str, window: str, since: Rating, raising: Rating, flagged: Flagged, cleared: datetime | None, policy: Policy) -> Alert:
+    """The day's alert of one fraud signal: from ``since`` (its first rating,
+    or a burst's first), raised by ``raising`` (the first flagged, or the
+    rating completing the first burst)."""
+    rules = policy.ratings
+    threshold = {"burst": rules.burst_window_s, "seat_vacant": rules.seat_vacant_grace_s}.get(signal, rules.ticket_wait_s)
+    return _rating_alert(SIGNAL_ALERT[signal], window, since, raising, flagged, cleared, policy, threshold)
 
 
 def evaluate_window_day(
@@ -745,7 +806,7 @@ def evaluate_window_day(
     day_end = day_start(day + timedelta(days=1))
     ordered = _judged_in_order(ratings, until)
     seats = SeatHistory(observations)
-    marks = {i: _rating_signals(ratings[i], seats.at(ratings[i].rated_at), window, tickets, gateway, policy, until) for i in ordered}
+    marks = {i: own_signals(ratings[i], seats.at(ratings[i].rated_at), window, tickets, gateway, policy, until) for i in ordered}
     bursts = _find_bursts(ratings, ordered, policy)
     for i in bursts.marked:
         marks[i].add("burst")
@@ -778,15 +839,23 @@ def never_below(window: str, month: date, ratings: Iterable[Rating], policy: Pol
     before = counted[: rules.never_below_min_count]
     if any(r.level < rules.never_below_level for r in before):
         return None
-    raising = before[-1]
     lower = next((r for r in counted[rules.never_below_min_count :] if r.level < rules.never_below_level), None)
+    count = len(counted) if lower is None else sum(1 for r in counted if r.rated_at < lower.rated_at)
+    return never_below_alert(window, first, counted[0], before[-1], lower, count, policy, until)
+
+
+def never_below_alert(window: str, month: date, since: Rating, raising: Rating, lower: Rating | None, count: int, policy: Policy, until: datetime) -> Alert:
+    """The month's never-below alert: from its first counted rating, raised by
+    the ``never_below_min_count``-th, cleared by ``lower`` (the first rating
+    below the level after it) or at the month's end; ``count`` ratings before
+    ``lower``."""
+    first, after = month_bounds(month)
     month_end = day_start(after)
     cleared = lower.rated_at if lower is not None else (month_end if until >= month_end else None)
-    flagged = counted if lower is None else [r for r in counted if r.rated_at < lower.rated_at]
-    level = rules.never_below_level
+    level = policy.ratings.never_below_level
     extra = (("month", first.strftime("%Y-%m")), ("level", f"≥{level} {LEVEL_ZH[level]}"))
-    alert = _rating_alert("rating_never_below", window, counted[0], raising, flagged, cleared, policy, 0, extra)
-    return replace(alert, facts=(("count", str(len(flagged))),) + extra)
+    alert = _rating_alert("rating_never_below", window, since, raising, Flagged(count, (), ()), cleared, policy, 0, extra)
+    return replace(alert, facts=(("count", str(count)),) + extra)
 
 
 def overdue_alerts(window: str, orders: Iterable[WorkOrder], policy: Policy, now: datetime) -> tuple[Alert, ...]:
@@ -818,6 +887,7 @@ def overdue_alerts(window: str, orders: Iterable[WorkOrder], policy: Policy, now
         ends = [m[1] for m in members]
         key = "deadlines.callback_working_days" if first[2] == "callback" else "deadlines.rectify_working_days"
         rule = RATING_ALERTS["work_order_overdue"]
+        steps = [f"{m[3].id if m[3].id is not None else '?'}:{'回访' if m[2] == 'callback' else '办结'}" for m in members]
         alerts.append(
             Alert(
                 window=window,
@@ -832,7 +902,7 @@ def overdue_alerts(window: str, orders: Iterable[WorkOrder], policy: Policy, now
                 source=policy.sources.get(key, ""),
                 facts=(
                     ("count", str(len({id(m[3]) for m in members}))),
-                    ("orders", _listed(f"{m[3].id if m[3].id is not None else '?'}:{'回访' if m[2] == 'callback' else '办结'}" for m in members)),
+                    ("orders", _listed(steps, len(steps))),
                 ),
             )
         )

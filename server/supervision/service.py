@@ -139,7 +139,7 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[at : at + size]
 
 
-def _cameras(hall: HallConfig) -> dict[str, str | None]:
+def window_cameras(hall: HallConfig) -> dict[str, str | None]:
     """Each window's camera as ``HallConfig.camera_of`` names it (the first
     window camera listing it), in one pass over the devices: asking
     ``camera_of`` per window is quadratic, seconds for a city of 10,000."""
@@ -192,7 +192,7 @@ class Supervisor:
         self.clock = clock
         self.window_names = {w.id: w.name for w in hall.windows}
         self._specs = {w.id: w for w in hall.windows}
-        self._cameras = _cameras(hall)
+        self._cameras = window_cameras(hall)
         self._day: date | None = None
         self._windows: dict[str, list[Observation]] = {}
         self._dirty: set[str] = set()
