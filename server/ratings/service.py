@@ -62,7 +62,7 @@ from server.rules.attendance import local_day
 from server.rules.calendar import CalendarGapError, WorkCalendar
 from server.rules.policy import Policy
 from server.rules.ratings import Rating, StatRow, Step, WorkOrder
-from server.supervision.service import SEAT_TYPES, alert_json, reconcile_alerts
+from server.supervision.service import alert_json, reconcile_alerts
 
 RECHECK = timedelta(seconds=60)
 """Hall time between periodic passes (defaults, deadlines, overdue, signals of the day)."""
@@ -174,7 +174,7 @@ class RatingsService:
             rows = self.take_events()
         if sweep:
             rows += self.sweep()
-        elif any(event.type in SEAT_TYPES for event in changes.events):
+        if self.signals.touched():  # seat facts of held days, in a batch without ratings
             with Session(self.engine, expire_on_commit=False) as session, session.begin():
                 rows += self.signals.settle(session, self.now())
         if rows:
@@ -259,7 +259,7 @@ class RatingsService:
         rows = [row for row, _ in fresh]
         self._follow_orders(session, [[row] for row, rating in fresh if not rating.keys], now)
         self.signals.ratings_stored(session, rows)
-        self.signals.counting_changed(session, [*rows, *recounted])
+        self.signals.counting_changed(session, list({row.id: row for row in [*rows, *recounted]}.values()))
 
     # ------------------------------------------------------------ 一事一评
 

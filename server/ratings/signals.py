@@ -118,8 +118,8 @@ class HeldSignals:
             return  # read with the day when a day of it is first held
         tickets[row.ticket] = ticket_of(row)
         for window_id, state in self._days.get(row.day, {}).items():
-            state.ticket_changed(row.ticket)
-            self._touched_days.add((window_id, row.day))
+            if state.ticket_changed(row.ticket):
+                self._touched_days.add((window_id, row.day))
 
     def ratings_stored(self, session: Session, rows: Sequence[RatingRow]) -> None:
         """New rating rows (flushed): into their days, read from the database the first time."""
@@ -139,6 +139,10 @@ class HeldSignals:
             if row.origin == "device":
                 self._month(session, row.window_id, row.day.replace(day=1)).put(rating_of(row))
                 self._touched_months.add((row.window_id, row.day.replace(day=1)))
+
+    def touched(self) -> bool:
+        """Whether news waits for :meth:`settle`."""
+        return bool(self._touched_days or self._touched_months)
 
     def touch(self, days: Iterable[tuple[str, date]], months: Iterable[tuple[str, date]]) -> None:
         """Judge these days and months again at the next :meth:`settle` (the periodic pass)."""

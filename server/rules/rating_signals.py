@@ -109,9 +109,10 @@ class DaySignals:
             insort(self._later, key)
         return handle
 
-    def ticket_changed(self, number: str) -> None:
-        """The shared ``tickets`` mapping changed for this number."""
+    def ticket_changed(self, number: str) -> bool:
+        """The shared ``tickets`` mapping changed for this number; whether a rating of the day names it."""
         self._dirty.update(h for h in self._by_ticket.get(number, ()) if h in self._judged_handles)
+        return number in self._by_ticket
 
     def observe(self, observation: Observation) -> None:
         """A seat or camera fact of the window (other kinds are ignored)."""
