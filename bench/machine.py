@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import subprocess
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,3 +53,16 @@ def markdown_table(rows: list[tuple[str, str, str]]) -> str:
         table.append(f"| {section if section != last else ''} | {item} | {value} |")
         last = section
     return "\n".join(table)
+
+
+def write_json(path: Path, benchmark: str, inputs: dict[str, Any], figures: dict[str, Any], **top: Any) -> None:
+    """Write a run's figures in the shape every benchmark shares, so a script checks a run without parsing the table.
+
+    ``{"benchmark", "code", "machine", "inputs", "figures", **top}``: ``figures`` holds
+    every measured number (the baseline's beside it), ``top`` the few a gate reads
+    (e.g. ``ratio_to_baseline``), repeated at the top level so their keys stay stable.
+    """
+    doc = {"benchmark": benchmark, "code": code_version("server", "agent", "vision", "bench"),
+           "machine": machine_info(), "inputs": inputs, "figures": figures, **top}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
