@@ -33,7 +33,6 @@ import ctypes
 import gc
 import json
 import os
-import platform
 import random
 import secrets
 import signal
@@ -47,7 +46,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +56,16 @@ if str(ROOT) not in sys.path:
 
 import paho.mqtt.client as mqtt  # noqa: E402
 
+from bench.machine import code_version, write_json  # noqa: E402
+from bench.machine import machine_info as host_info  # noqa: E402
+
 DEFAULT_HALL = ROOT / "config" / "halls" / "demo.toml"
 RESULTS = ROOT / "bench" / "results"
 PUBLISH_INFLIGHT = 1000
 MAX_OUTSTANDING = 20_000  # paho's message ids wrap at 65535 and are not checked for reuse
 STATS_POLL_S = 0.05
+QUICK_EVENTS = 6000
+QUICK_LATENCY = 600
 
 
 # ---------------------------------------------------------------------------
@@ -96,6 +100,14 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def peak_rss_mib(pid: int) -> float | None:
+    """The process's peak resident memory (VmHWM), MiB; None where /proc does not say."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+    return None
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc."""
     try:
@@ -114,6 +126,21 @@ def machine_cpu() -> tuple[float, float]:
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields
     tick = os.sysconf("SC_CLK_TCK")
     return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def quarter_rates(samples: list[tuple[float, int]], total: int) -> list[float]:
+    """The stored rate in each quarter of the run, events/s, from (time, stored so far) samples.
+
+    The time each quarter's last event was stored is interpolated between the
+    two samples around it, so the poll interval does not round the quarters.
+    """
+    marks = []
+    for k in range(1, 5):
+        goal = total * k / 4
+        (ta, na), (tb, nb) = next((a, b) for a, b in zip(samples, samples[1:]) if b[1] >= goal)
+        marks.append(ta + (tb - ta) * (goal - na) / max(nb - na, 1))
+    starts = [samples[0][0], *marks[:-1]]
+    return [total / 4 / max(end - begin, 1e-9) for begin, end in zip(starts, marks, strict=True)]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -164,18 +191,6 @@ def new_client(client_id: str, *, clean_session: bool = True) -> mqtt.Client:
 # ---------------------------------------------------------------------------
 
 
-def code_version() -> str:
-    """The commit the server ran from, and whether its code had uncommitted changes."""
-    try:
-        sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "server", "broker"],
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return "not a git checkout"
-    return f"git {sha}" + (" with uncommitted changes in server/ or broker/" if dirty else "")
-
-
 def machine_info(mosquitto: str) -> dict[str, str]:
     import sqlite3
 
@@ -184,27 +199,13 @@ def machine_info(mosquitto: str) -> dict[str, str]:
     import sqlalchemy
     import uvicorn
 
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     try:
         out = subprocess.run([mosquitto, "-h"], capture_output=True, text=True, timeout=5)
         mosq_version = (out.stdout or out.stderr).splitlines()[0].replace("mosquitto version", "").strip()
     except (OSError, IndexError, subprocess.SubprocessError):
         mosq_version = "unknown"
-    mem = "unknown"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kib = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
-        mem = f"{kib / 1024 / 1024:.1f} GiB"
     return {
-        "CPU": cpu,
-        "Cores": str(os.cpu_count()),
-        "Memory": mem,
-        "OS": f"{platform.system()} {platform.release()}",
-        "Python": platform.python_version(),
+        **host_info(),
         "Mosquitto": mosq_version,
         "Libraries": (
             f"paho-mqtt {paho.mqtt.__version__}, pydantic {pydantic.VERSION}, SQLAlchemy {sqlalchemy.__version__}, "
@@ -499,36 +500,112 @@ class WsListener:
 # ---------------------------------------------------------------------------
 
 
+MIX: tuple[tuple[str, int], ...] = (
+    # A window's day, in proportion: the camera's seat heartbeats dominate, then the queue's
+    # tickets, device heartbeats, seat changes, ratings, pauses and the clerks' punches.
+    ("seat_heartbeat", 70), ("ticket", 8), ("heartbeat", 8), ("seat", 6), ("rating", 4), ("pause", 2), ("punch", 2),
+)  # fmt: skip
+
+
+@dataclass
+class WindowDay:
+    """What the factory remembers of one window, so that its events tell a consistent day."""
+
+    window: str
+    camera: str
+    evaluator: str | None
+    clerks: tuple[str, ...]
+    occupied: bool = True
+    paused: bool = False
+    called: str | None = None
+    finished: list[str] = field(default_factory=list)
+    tickets: int = 0
+
+
+def day_span(timezone_name: str) -> tuple[datetime, datetime]:
+    """Today in the hall so far: the events' times run from just after midnight to a few seconds ago."""
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(ZoneInfo(timezone_name))
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight + min(timedelta(minutes=1), (now - midnight) / 2), now - min(timedelta(seconds=5), (now - midnight) / 4)
+
+
 class EventFactory:
-    """Valid rating events from the hall's evaluators, fresh msg_id, increasing seq."""
+    """A hall's day of valid events in the proportions of :data:`MIX`, fresh msg_ids, increasing seq and time.
+
+    Each window's events are consistent (a ticket is called, then finished,
+    then rated; a heartbeat repeats the seat's state; pauses alternate), and
+    the events' times advance through the day in publishing order, as a hall's
+    would, so the server sees a day grow rather than one instant.
+    """
 
     def __init__(self, hall: Any, boot: int, seed: int = 1) -> None:
         self.hall_id = hall.hall.id
-        self.devices = [(d.id, d.windows[0]) for d in hall.devices if d.kind == "evaluator" and d.windows]
-        if not self.devices:
-            raise BenchError("the hall has no evaluator with a window; the bench publishes rating events")
+        kinds = {d.id: d.kind for d in hall.devices}
+        camera_of = {w: d.id for d in hall.devices if d.kind == "window_camera" for w in d.windows}
+        evaluator_of = {w: d.id for d in hall.devices if d.kind == "evaluator" for w in d.windows}
+        self.gateway = next((d.id for d in hall.devices if d.kind == "queue_gateway"), None)
+        self.terminal = next((d.id for d in hall.devices if d.kind == "face_terminal"), None)
+        self.windows = [
+            WindowDay(w.id, camera_of[w.id], evaluator_of.get(w.id), tuple(w.clerks)) for w in hall.windows if w.id in camera_of
+        ]  # fmt: skip
+        if not self.windows or self.gateway is None or not any(w.evaluator for w in self.windows):
+            raise BenchError("the hall needs window cameras, evaluators and a queue gateway for the bench's mix of events")
+        self.devices = sorted(kinds.items())
         self.boot = boot
-        self.seq = {device: 0 for device, _ in self.devices}
+        self.seq = dict.fromkeys(kinds, 0)
         self.rng = random.Random(seed)
+        self.types = [t for t, weight in MIX for _ in range(weight)]
+        self.counts: dict[str, int] = {t: 0 for t, _ in MIX}
+        """Events made, by type (a rating at a window without an evaluator becomes a seat heartbeat)."""
 
-    def make(self, count: int) -> list[Message]:
-        from broker.protocol import RatingBody, device_topic, encode, make_event
+    def make(self, count: int, start: datetime, end: datetime) -> list[Message]:
+        """``count`` events whose times run evenly from ``start`` to ``end``."""
+        from broker.protocol import device_topic, encode, make_event
 
         out = []
-        now = datetime.now(timezone.utc)
+        step = (end - start) / max(count, 1)
         for i in range(count):
-            device, window = self.devices[i % len(self.devices)]
+            kind = self.rng.choice(self.types)
+            device, body = self._event(kind, self.rng.choice(self.windows))
             self.seq[device] += 1
-            event = make_event(
-                hall_id=self.hall_id,
-                device_id=device,
-                boot=self.boot,
-                seq=self.seq[device],
-                event_time=now,
-                body=RatingBody(window_id=window, level=self.rng.randint(1, 5), ticket=f"B{i:06d}"),
-            )
-            out.append(Message(str(event.msg_id), device_topic(self.hall_id, device, "evt", "rating"), encode(event)))
+            event = make_event(hall_id=self.hall_id, device_id=device, boot=self.boot, seq=self.seq[device],
+                               event_time=start + step * i, body=body)  # fmt: skip
+            self.counts[event.type] += 1
+            out.append(Message(str(event.msg_id), device_topic(self.hall_id, device, "evt", event.type), encode(event)))
         return out
+
+    def _event(self, kind: str, w: WindowDay) -> tuple[str, Any]:
+        from broker.protocol import (
+            HeartbeatBody, PauseBody, PunchBody, RatingBody, SeatBody, SeatHeartbeatBody, TicketBody,
+        )  # fmt: skip
+
+        rng = self.rng
+        if kind == "seat":
+            w.occupied = not w.occupied
+            return w.camera, SeatBody(window_id=w.window, state="occupied" if w.occupied else "vacant", confidence=0.9)
+        if kind == "ticket":
+            if w.called is None:
+                w.tickets += 1
+                w.called = f"{w.window}-{w.tickets:05d}"
+                return self.gateway, TicketBody(window_id=w.window, ticket=w.called, state="called")
+            number, w.called = w.called, None
+            w.finished.append(number)
+            return self.gateway, TicketBody(window_id=w.window, ticket=number, state="finished")
+        if kind == "rating" and w.evaluator:
+            ticket = w.finished.pop(0) if w.finished else None
+            return w.evaluator, RatingBody(window_id=w.window, level=rng.choices((1, 2, 3, 4, 5), (1, 1, 3, 10, 40))[0], ticket=ticket)
+        if kind == "pause":
+            w.paused = not w.paused
+            return self.gateway, PauseBody(window_id=w.window, paused=w.paused, source="queue")
+        if kind == "punch" and self.terminal and w.clerks:
+            return self.terminal, PunchBody(person_id=rng.choice(w.clerks), method="pin")
+        if kind == "heartbeat":
+            device = rng.choice(self.devices)[0]
+            return device, HeartbeatBody(uptime_s=3600.0, outbox_pending=0, dropped_heartbeats=0, dropped_states=0)
+        state = "occupied" if w.occupied else "vacant"
+        return w.camera, SeatHeartbeatBody(window_id=w.window, state=state, confidence=0.9)
 
     def births(self) -> list[Message]:
         from broker.protocol import DeviceStatus, device_topic, encode
@@ -538,10 +615,10 @@ class EventFactory:
             Message(
                 "",
                 device_topic(self.hall_id, device, "status"),
-                encode(DeviceStatus(hall_id=self.hall_id, device_id=device, kind="evaluator", boot=self.boot,
+                encode(DeviceStatus(hall_id=self.hall_id, device_id=device, kind=kind, boot=self.boot,
                                     state="online", time=now, heartbeat_s=60, software="bench")),  # fmt: skip
             )
-            for device, _ in self.devices
+            for device, kind in self.devices
         ]
 
 
@@ -556,6 +633,9 @@ class Results:
     inputs: dict[str, str] = field(default_factory=dict)
     figures: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    numbers: dict[str, Any] = field(default_factory=dict)
+    """The figures as numbers, for ``--json`` (units in the keys)."""
+    parameters: dict[str, Any] = field(default_factory=dict)
 
     def rows(self) -> Iterator[tuple[str, str, str]]:
         for section, items in (("Machine", self.machine), ("Input", self.inputs), ("Result", self.figures)):
@@ -591,10 +671,13 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
     args.workdir = tmp
     db_url = args.db if external_db else f"sqlite:///{tmp / 'hallwatch.db'}"
 
-    print(f"building {args.latency_events + args.events + 2 * len(factory.devices)} events ...", flush=True)
-    warmup = factory.make(2 * len(factory.devices))
-    latency_msgs = factory.make(args.latency_events)
-    sustained_msgs = factory.make(args.events)
+    total = 2 * len(factory.devices) + args.latency_events + args.events
+    print(f"building {total} events ...", flush=True)
+    day_start, day_end = day_span(hall.hall.timezone)
+    step = (day_end - day_start) / total
+    warmup = factory.make(2 * len(factory.devices), day_start, day_start + step * 2 * len(factory.devices))
+    latency_msgs = factory.make(args.latency_events, day_start + step * len(warmup), day_start + step * (len(warmup) + args.latency_events))
+    sustained_msgs = factory.make(args.events, day_start + step * (len(warmup) + args.latency_events), day_end)
     baseline_prefix = "bench/baseline/"  # the server subscribes to hw/v1/<hall>/... only
     payload_bytes = sum(len(m.payload) for m in sustained_msgs) / len(sustained_msgs)
     # The prebuilt messages are a few hundred thousand objects: freeze them, so that a full
@@ -603,10 +686,11 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
     gc.freeze()
 
     results.inputs = {
-        "Server code": code_version(),
+        "Server code": code_version("server", "broker"),
         "Hall": f"{hall.hall.id} ({args.hall.relative_to(ROOT) if args.hall.is_relative_to(ROOT) else args.hall}), "
-        f"{len(factory.devices)} evaluators publishing",
-        "Event": f"rating, QoS 1, {payload_bytes:.0f} B JSON payload on average",
+        f"{len(factory.windows)} windows, {len(factory.devices)} devices publishing",
+        "Events": ", ".join(f"{kind} {n:,}" for kind, n in sorted(factory.counts.items(), key=lambda kv: -kv[1]))
+        + f"; QoS 1, {payload_bytes:.0f} B JSON payload on average; times from {day_start:%H:%M} to {day_end:%H:%M} hall time",
         "Database": "SQLite (fresh file, WAL, synchronous=NORMAL)"
         if not external_db
         else f"{args.db.split(':', 1)[0]} at {args.db.split('@')[-1].split('://')[-1]} (given by --db)",
@@ -676,7 +760,7 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
     target = stats0["accepted"] + len(sustained_msgs)
     ws_events0, ws_batches0 = ws.events, ws.batches
     stored_at: list[float] = []
-    half_at: list[float] = []
+    samples: list[tuple[float, int]] = []  # (time, events stored in this run), for the quarters
     last_stats: dict[str, int] = dict(stats0)
     stop_polling = threading.Event()
 
@@ -685,10 +769,9 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
             with contextlib.suppress(OSError, ValueError):
                 stats = api.get("/api/stats")
                 last_stats.update(stats)
-                if not half_at and stats["accepted"] >= target - len(sustained_msgs) // 2:
-                    half_at.append(time.monotonic())
+                samples.append((time.monotonic(), stats["accepted"] - stats0["accepted"]))
                 if stats["accepted"] >= target:
-                    stored_at.append(time.monotonic())
+                    stored_at.append(samples[-1][0])
                     return
             time.sleep(STATS_POLL_S)
 
@@ -716,6 +799,7 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
     ws_events = ws.events - ws_events0
     ws_batches = ws.batches - ws_batches0
     sustained_wall = t_end - t0
+    quarters = quarter_rates([(t0, 0), *samples], len(sustained_msgs)) if stored_at else []
 
     # ---- 3. baseline: the same payloads to a plain subscriber
     print(f"baseline: the same {len(sustained_msgs)} payloads to a plain paho subscriber ...", flush=True)
@@ -745,10 +829,9 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
         "Server ingest": f"{server_rate:,.0f} events/s"
         f"{'' if complete else f' (INCOMPLETE: {stored} of {len(sustained_msgs)} stored)'}"
         f" — {stored:,} stored in {sustained_wall:.2f} s",
-        "Server ingest, by half": (
-            f"first {len(sustained_msgs) // 2:,} stored after {half_at[0] - t0:.2f} s, "
-            f"the rest in {t_end - half_at[0]:.2f} s"
-            if half_at and stored_at else "n/a"
+        "Server ingest, by quarter": (
+            f"first quarter {quarters[0]:,.0f} events/s, last quarter {quarters[-1]:,.0f} events/s "
+            f"(last / first {quarters[-1] / quarters[0]:.2f})" if quarters else "n/a (the run did not complete)"
         ),
         "Baseline subscriber": f"{base_rate:,.0f} events/s — {base['received']:,} received in {base_wall:.2f} s"
         f"{'' if base['complete'] else ' (INCOMPLETE)'}",
@@ -771,6 +854,22 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
         f"{ws_batches:,} batches ({ws_events / max(ws_batches, 1):.0f} events per batch on average)"
         + (f"; disconnected by the server after {ws.closed_at - t0:.1f} s" if ws.closed_at else ""),
     }
+    server_cpu = cpu1["server"] - cpu0["server"]
+    results.parameters = {"hall": hall.hall.id, "windows": len(factory.windows), "devices": len(factory.devices),
+                          "events": len(sustained_msgs), "events_by_type": dict(factory.counts), "latency_events": len(published),
+                          "latency_rate_per_s": args.rate, "database": "sqlite" if not external_db else args.db.split(":", 1)[0],
+                          "qos": 1, "broker_inflight": args.inflight}  # fmt: skip
+    results.numbers = {
+        "events_per_s": server_rate, "baseline_events_per_s": base_rate, "ratio_to_baseline": server_rate / base_rate,
+        "stored": stored, "complete": complete, "sustained_s": sustained_wall, "baseline_s": base_wall,
+        "first_quarter_events_per_s": quarters[0] if quarters else None, "last_quarter_events_per_s": quarters[-1] if quarters else None,
+        "last_quarter_over_first": quarters[-1] / quarters[0] if quarters else None,
+        "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99), "max_ms": max(latencies, default=None),
+        "latency_missing": missing, "server_cpu_us_per_event": server_cpu / max(stored, 1) * 1e6,
+        "baseline_cpu_us_per_event": (cpu_b1["subscriber"] - cpu_b0["subscriber"]) / max(base["received"], 1) * 1e6,
+        "server_peak_rss_mib": peak_rss_mib(server.pid), "other_cpu_s": max(others, 0.0), "steal_s": steal,
+    }  # fmt: skip
+    results.figures["Server memory"] = f"peak RSS {results.numbers['server_peak_rss_mib']:.0f} MiB (VmHWM)"
     if t_handed - t0 > 0:
         results.notes.append(
             f"The publisher handed all sustained events to paho in {t_handed - t0:.2f} s; "
@@ -819,11 +918,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=270.0, help="hard limit for the whole run, seconds (270)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/ingest-<date>.md")
     parser.add_argument("--output", type=Path, help="Markdown file to write instead of bench/results/ingest-<date>.md")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON (docs/benchmarks.md describes the shape)")
+    parser.add_argument("--quick", action="store_true", help=f"smoke run for CI: {QUICK_EVENTS} events, {QUICK_LATENCY} in the latency run")
     # internal: the baseline subscriber runs as a child process of the bench
     parser.add_argument("--baseline-subscriber", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--broker-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.events, args.latency_events = QUICK_EVENTS, QUICK_LATENCY
     if args.events < 1 or args.latency_events < 1 or args.rate <= 0:
         parser.error("--events, --latency-events and --rate must be positive")
     args.hall = args.hall.resolve()
@@ -875,6 +978,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.alarm(0)
 
     render(results)
+    if args.json:
+        write_json(args.json, "ingest", results.parameters, results.numbers,
+                   **{k: results.numbers[k] for k in ("events_per_s", "baseline_events_per_s", "ratio_to_baseline", "last_quarter_over_first", "p99_ms")})  # fmt: skip
     if not args.no_save:
         out = args.output or RESULTS / f"ingest-{date.today().isoformat()}.md"
         out.parent.mkdir(parents=True, exist_ok=True)
