@@ -34,7 +34,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.orm import Session
 
 from broker.timeutil import HALL_TZ, Clock
@@ -168,6 +168,16 @@ class RatingsService:
         A batch without a rating or ticket costs its seat facts only; each
         sweep also takes any event a failed call left behind.
         """
+        try:
+            rows = self._take(changes, sweep)
+        except BaseException:
+            self.signals.forget()  # what it held may not have been written
+            raise
+        if rows:
+            now = self.now()
+            changes.alerts += [self.alert_json(row, now) for row in rows]
+
+    def _take(self, changes: Changes, sweep: bool) -> list[AlertRow]:
         self.signals.observe(changes)
         rows: list[AlertRow] = []
         if sweep or any(event.type in ("rating", "ticket") for event in changes.events):
@@ -177,9 +187,7 @@ class RatingsService:
         if self.signals.touched():  # seat facts of held days, in a batch without ratings
             with Session(self.engine, expire_on_commit=False) as session, session.begin():
                 rows += self.signals.settle(session, self.now())
-        if rows:
-            now = self.now()
-            changes.alerts += [self.alert_json(row, now) for row in rows]
+        return rows
 
     def alert_json(self, row: AlertRow, now: datetime) -> dict[str, Any]:
         window = self.windows.get(row.window_id)
@@ -207,9 +215,8 @@ class RatingsService:
                     return changed
                 ratings = [event for event in events if event.type == "rating"]
                 taken = set(session.scalars(select(RatingRow.msg_id).where(RatingRow.msg_id.in_([e.msg_id for e in ratings])))) if ratings else set()
-                for event in events:
-                    if event.type == "ticket":
-                        self.signals.ticket_stored(self._put_ticket(session, event.body, event.event_time))
+                for row in self._put_tickets(session, [event for event in events if event.type == "ticket"]):
+                    self.signals.ticket_stored(row)
                 fresh = [
                     self._new_rating(session, rules.device_rating(
                         e.body["window_id"], e.body["level"], e.event_time, clerk=e.body.get("clerk_id"), ticket=e.body.get("ticket"),
@@ -223,24 +230,36 @@ class RatingsService:
             if len(events) < CHUNK:
                 return changed
 
-    def _put_ticket(self, session: Session, body: dict[str, Any], at: datetime) -> TicketRow:
-        day = local_day(at)
-        row = session.scalars(select(TicketRow).where(TicketRow.day == day, TicketRow.ticket == body["ticket"])).first()
-        if row is None:
-            row = TicketRow(day=day, ticket=body["ticket"], window_id=body["window_id"], cases=[], settled=False)
-            session.add(row)
-        finished = body["state"] == "finished"
-        if finished or row.finished_at is None:
-            row.window_id = body["window_id"]  # the window that finished it (a ticket may be transferred)
-        if body.get("clerk_id"):
-            row.clerk_id = body["clerk_id"]
-        row.cases = list(dict.fromkeys([*row.cases, *(body.get("cases") or [])]))
-        if finished:
-            row.finished_at = at if row.finished_at is None else max(row.finished_at, at)
-        else:
-            row.called_at = at if row.called_at is None else min(row.called_at, at)
+    @staticmethod
+    def _put_tickets(session: Session, events: Sequence[Row[Any]]) -> list[TicketRow]:
+        """Store a chunk's ticket events (called, finished) on their tickets' rows: one read, one flush."""
+        if not events:
+            return []
+        wanted = {(local_day(e.event_time), e.body["ticket"]) for e in events}
+        rows = {
+            (row.day, row.ticket): row
+            for row in session.scalars(select(TicketRow).where(TicketRow.ticket.in_({t for _, t in wanted}), TicketRow.day.in_({d for d, _ in wanted})))
+        }
+        touched: dict[tuple[date, str], TicketRow] = {}
+        for event in events:
+            body, at, key = event.body, event.event_time, (local_day(event.event_time), event.body["ticket"])
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = TicketRow(day=key[0], ticket=key[1], window_id=body["window_id"], cases=[], settled=False)
+                session.add(row)
+            finished = body["state"] == "finished"
+            if finished or row.finished_at is None:
+                row.window_id = body["window_id"]  # the window that finished it (a ticket may be transferred)
+            if body.get("clerk_id"):
+                row.clerk_id = body["clerk_id"]
+            row.cases = list(dict.fromkeys([*row.cases, *(body.get("cases") or [])]))
+            if finished:
+                row.finished_at = at if row.finished_at is None else max(row.finished_at, at)
+            else:
+                row.called_at = at if row.called_at is None else min(row.called_at, at)
+            touched[key] = row
         session.flush()
-        return row
+        return list(touched.values())
 
     @staticmethod
     def _new_rating(session: Session, rating: Rating, msg_id: str | None, now: datetime) -> tuple[RatingRow, Rating]:

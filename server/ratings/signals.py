@@ -21,6 +21,7 @@ their alerts were brought to their end.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 
@@ -35,7 +36,7 @@ from server.rules.attendance import local_day
 from server.rules.policy import Policy
 from server.rules.rating_signals import DaySignals, MonthRatings
 from server.rules.ratings import Rating, Ticket
-from server.rules.supervision import Observation
+from server.rules.supervision import Alert, Observation
 from server.supervision.service import (
     SEAT_TYPES,
     observation_from,
@@ -90,6 +91,8 @@ class HeldSignals:
         self._months: dict[tuple[str, date], MonthRatings] = {}
         self._touched_days: set[tuple[str, date]] = set()
         self._touched_months: set[tuple[str, date]] = set()
+        self._stored: weakref.WeakKeyDictionary[DaySignals | MonthRatings, tuple[Alert, ...]] = weakref.WeakKeyDictionary()
+        """The alerts each held state last wrote: a state whose alerts did not change costs no query."""
 
     # ------------------------------------------------------------ news
 
@@ -175,10 +178,20 @@ class HeldSignals:
             del self._months[key]
         return changed
 
+    def forget(self) -> None:
+        """Let go of everything held: after a failed transaction the database, not memory, is what holds."""
+        self._days.clear()
+        self._tickets.clear()
+        self._months.clear()
+        self._stored.clear()
+
     def _settle_day(self, session: Session, state: DaySignals, now: datetime) -> list[AlertRow]:
         changed, alerts = state.advance(now)
         if changed:
             session.execute(update(RatingRow), [{"id": state.rating(h).id, "signals": sorted(s)} for h, s in changed.items()])
+        if self._stored.get(state) == alerts:
+            return []
+        self._stored[state] = alerts
         start = rules.day_start(state.day)
         stored = session.scalars(
             select(AlertRow).where(
@@ -189,6 +202,9 @@ class HeldSignals:
 
     def _settle_month(self, session: Session, state: MonthRatings, now: datetime) -> list[AlertRow]:
         alert = state.alert(now)
+        if self._stored.get(state) == (alerts := (alert,) if alert else ()):
+            return []
+        self._stored[state] = alerts
         _, after = rules.month_bounds(state.month)
         stored = session.scalars(
             select(AlertRow).where(
@@ -198,7 +214,7 @@ class HeldSignals:
                 AlertRow.raised_at < rules.day_start(after),
             )
         )
-        return reconcile_alerts(session, stored, [alert] if alert else [])
+        return reconcile_alerts(session, stored, alerts)
 
     # ------------------------------------------------------------ reading (once per day or month held)
 
