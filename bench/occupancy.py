@@ -1,6 +1,6 @@
 """Window-camera benchmark: frames per second per core, CPU load at 5 fps, windows per edge box.
 
-    .venv/bin/python bench/occupancy.py [--realtime-s 60] [--upsample 1] [--quick]
+    .venv/bin/python bench/occupancy.py [--realtime-s 60] [--upsample 1] [--quick] [--json FILE] [--no-save]
 
 Input: the real video ../shared/testdata/video/one-by-one-person-detection.mp4
 (768 × 432, 10 fps, 139 s; people step up to a standing table one at a
@@ -57,6 +57,12 @@ another size or rate costs what its decoder costs.  Run on an otherwise idle
 machine: the table records the load average and how much CPU other processes
 used during the run.  Prints a Markdown table and writes it to
 ``bench/results/occupancy-<date>.md`` (``--quick``: ``occupancy-<date>-quick.md``).
+``--json FILE`` also writes every figure as JSON (``bench.machine.write_json``; the
+keys are listed in docs/benchmarks-cameras.md).  ``--quick`` is the CI smoke run:
+every measurement on the first 40 s of video, real-time runs of 10 s, 3
+repetitions; nothing is checked against absolute times.  Without the test data
+or without face_recognition / dlib the script exits with status 2 and a
+one-line reason.
 """
 
 from __future__ import annotations
@@ -81,10 +87,26 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+
+def _missing_library() -> str | None:
+    """Why the camera and face libraries cannot be used, or None.  ``face_recognition`` itself calls
+    ``quit()`` (exit status 0) when its models are missing, so they are imported first."""
+    for name in ("numpy", "cv2", "dlib", "face_recognition_models", "face_recognition"):
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # an ImportError, or pkg_resources missing under face_recognition_models
+            return f"{name} cannot be imported ({type(exc).__name__}: {exc})".replace("\n", " ")
+    return None
+
+
+if (_why := _missing_library()) is not None:
+    print(f"occupancy benchmark: {_why}; install face_recognition and dlib as README.md says", file=sys.stderr)
+    raise SystemExit(2)
+
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.machine import code_version, machine_info, markdown_table  # noqa: E402
+from bench.machine import code_version, machine_info, markdown_table, write_json  # noqa: E402
 from broker.timeutil import HALL_TZ  # noqa: E402
 from vision.camera import Camera  # noqa: E402
 from vision.faces import Face, FaceSettings, load_image, one_face  # noqa: E402
@@ -445,9 +467,22 @@ def traced_peak(frames: list[np.ndarray], regions: int, upsample: int) -> float:
 # ---------------------------------------------------------------- main
 
 
+def cameras_per_box(load: float) -> int:
+    return math.floor(BOX_CORES * HEADROOM / load) if load > 0 else 0
+
+
 def boxes(load: float, regions: int) -> str:
-    cameras = math.floor(BOX_CORES * HEADROOM / load) if load > 0 else 0
+    cameras = cameras_per_box(load)
     return f"**{cameras} cameras = {cameras * regions} windows**"
+
+
+def number(value: Any) -> Any:
+    """A figure for the JSON: NaN (not measured) as null, numpy scalars as Python numbers."""
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -458,13 +493,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke check: the first 40 s of video, 10 s real-time runs, 3 repetitions")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/occupancy-<date>.md")
     parser.add_argument("--output", type=Path, help="Markdown file to write instead of bench/results/occupancy-<date>.md")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON (docs/benchmarks-cameras.md lists the keys)")
     parser.add_argument("--child-realtime", type=int, choices=(1, 4), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     seconds = min(MAX_REALTIME_S, 10.0 if args.quick else args.realtime_s)
     if args.child_realtime:
         return realtime_child(args.child_realtime, seconds, args.upsample)
-    if not VIDEO.is_file() or not FACE_PHOTO.is_file():
-        print(f"test data not found under {TESTDATA}", file=sys.stderr)
+    missing = [str(p.relative_to(TESTDATA)) for p in (VIDEO, FACE_PHOTO) if not p.is_file()]
+    if missing:
+        print(f"occupancy benchmark: test data not found under {TESTDATA}: {', '.join(missing)} (see its README.md)", file=sys.stderr)
         return 2
     repeat = 3 if args.quick else args.identify_repeat
     started, busy0, own0 = time.perf_counter(), cpu_busy_s(), own_cpu_s()
@@ -487,6 +524,12 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("Baseline", "Resize to 640×480", f"{dec['resize_cpu_ms']:.2f} ms CPU / {dec['resize_wall_ms']:.2f} ms wall per frame"))
     rows.append(("Baseline", "Decode + resize per 5-fps frame", f"{per_5fps_cpu:.2f} ms CPU: **{1000 / per_5fps_cpu:.0f} frames/s per core**; at 5 fps {per_5fps_cpu * FPS / 10:.1f} % of a core"))
     nv = naive(frames)
+    fig: dict[str, Any] = {
+        "decode_source_frames": int(dec["source_frames"]), "decode_read_cpu_ms": dec["read_cpu_ms"], "decode_read_wall_ms": dec["read_wall_ms"],
+        "resize_cpu_ms": dec["resize_cpu_ms"], "resize_wall_ms": dec["resize_wall_ms"], "baseline_decode_resize_cpu_ms": per_5fps_cpu,
+        "baseline_decode_resize_fps_core": 1000 / per_5fps_cpu, "baseline_decode_resize_core_pct_5fps": per_5fps_cpu * FPS / 10,
+        "naive_mean_ms": nv["mean_ms"], "naive_p95_ms": nv["p95_ms"], "naive_fps_core": nv["fps_core"], "naive_present_frames": nv["present"],
+    }  # fmt: skip
     rows.append(("Baseline", "Naive presence (grey, absdiff vs reference, threshold, count)", f"mean {nv['mean_ms']:.2f} ms, p95 {nv['p95_ms']:.2f} ms: **{nv['fps_core']:.0f} frames/s per core**"))
     print(f"decoded {len(frames)} frames; naive {nv['mean_ms']:.2f} ms/frame", file=sys.stderr)
 
@@ -505,10 +548,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"**{r['fps_core']:.0f} frames/s per core**, {r['mean_ms'] / per_5fps_cpu:.1f}× decode + resize, {r['mean_ms'] / nv['mean_ms']:.0f}× naive; "
                 f"{where}; {r['slow_frames']:.0f} frames > 2× median; {r['events']:.0f} seat events, {r['heartbeats']:.0f} heartbeats",
             ))
+            key = f"on_frame_r{regions}_u{upsample}"
+            fig.update({f"{key}_{k}": r[k] for k in ("mean_ms", "p50_ms", "p95_ms", "max_ms", "wall_mean_ms", "wall_p95_ms", "fps_core",
+                                                     "face_calls", "face_ms", "face_share", "compare_calls", "compare_ms", "compare_share", "slow_frames")})  # fmt: skip
+            fig.update({f"{key}_frames": r["frames"], f"{key}_over_decode_resize": r["mean_ms"] / per_5fps_cpu, f"{key}_over_naive": r["mean_ms"] / nv["mean_ms"],
+                        f"{key}_compare_frames_pct": 100 * r["compare_calls"] / r["frames"], f"{key}_seat_events": r["events"], f"{key}_heartbeats": r["heartbeats"]})  # fmt: skip
     for regions in (1, 4):
         r = passes[(regions, args.upsample)]
         est = (per_5fps_cpu + r["mean_ms"]) * FPS / 10
         rows.append(("WindowCamera.on_frame", f"{regions} region{'s' if regions > 1 else ''}: decode + resize + on_frame", f"{per_5fps_cpu + r['mean_ms']:.2f} ms per 5-fps frame: **{1000 / (per_5fps_cpu + r['mean_ms']):.0f} frames/s per core**; over the whole video at 5 fps ≈ {est:.1f} % of a core"))
+        fig.update({f"pipeline_r{regions}_ms": per_5fps_cpu + r["mean_ms"], f"pipeline_r{regions}_fps_core": 1000 / (per_5fps_cpu + r["mean_ms"]),
+                    f"pipeline_r{regions}_core_pct_5fps": est})  # fmt: skip
 
     ident = identity_cost(frames[0], repeat)
     print(f"identity: {ident}", file=sys.stderr)
@@ -520,6 +570,10 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("Seated identity", "seat_face, face ~120 px in the seat", "; ".join(f"upsample {k}: {ident[f'face_ms_{k}']:.0f} ms CPU ({'face ' + str(ident[f'found_{k}']) + ' px found' if ident[f'found_{k}'] else 'NOT found'})" for k in (0, 1))))
     rows.append(("Seated identity", "seat_face, empty seat (detection only)", "; ".join(f"upsample {k}: {ident[f'empty_ms_{k}']:.0f} ms CPU" for k in (0, 1))))
     rows.append(("Seated identity", "identify, 500 people × 5 templates", f"{ident['identify_ms']:.2f} ms"))
+    for k in (0, 1):
+        fig.update({f"identity_face_u{k}_ms": ident[f"face_ms_{k}"], f"identity_face_u{k}_px": ident[f"found_{k}"], f"identity_empty_u{k}_ms": ident[f"empty_ms_{k}"]})
+    fig.update({"identify_500_ms": ident["identify_ms"], "identity_look_s": LOOK_S, "identity_look_frames": look_frames, "identity_look_every_s": LOOK_EVERY_S,
+                "identity_share_worst_pct": 100 * share_worst, "identity_share_bounded_pct": 100 * share_bounded})  # fmt: skip
     rows.append(("Seated identity", f"amortised per occupied seat (upsample {u})", f"a look of {LOOK_S:g} s at 5 fps ({look_frames:.0f} frames) every {LOOK_EVERY_S:g} s; every frame with a face (worst case): **{100 * share_worst:.1f} % of a core**; at most 5 frames with a usable face (FrameVote decides), the rest detection only: {100 * share_bounded:.1f} %"))
 
     rt = {}
@@ -532,29 +586,49 @@ def main(argv: list[str] | None = None) -> int:
             f"**{100 * r['load']:.1f} % of one core** ({r['fps']:.2f} fps delivered over {r['wall_s']:.0f} s; decode + resize {100 * r['decode_cpu_s'] / r['wall_s']:.1f} %, camera logic {100 * r['logic_cpu_s'] / r['wall_s']:.1f} %, "
             f"{r['face_calls']:.0f} face looks); at exactly 5 fps {100 * r['load_5fps']:.1f} %; process RSS {r['maxrss_mib']:.0f} MiB",
         ))
+        fig.update({f"realtime_r{regions}_load_pct": 100 * r["load"], f"realtime_r{regions}_fps": r["fps"], f"realtime_r{regions}_wall_s": r["wall_s"],
+                    f"realtime_r{regions}_frames": r["frames"], f"realtime_r{regions}_decode_pct": 100 * r["decode_cpu_s"] / r["wall_s"],
+                    f"realtime_r{regions}_logic_pct": 100 * r["logic_cpu_s"] / r["wall_s"], f"realtime_r{regions}_face_looks": r["face_calls"],
+                    f"realtime_r{regions}_load_5fps_pct": 100 * r["load_5fps"], f"realtime_r{regions}_rss_mib": r["maxrss_mib"]})  # fmt: skip
 
     for regions in (1, 4):
         load = rt[regions]["load_5fps"]
         rows.append(("Edge box, 2 cores, 70 % usable", f"{regions} region{'s' if regions > 1 else ''} per camera, occupancy only", f"{100 * load:.1f} % per camera → {boxes(load, regions)}"))
+        fig.update({f"box_r{regions}_camera_pct": 100 * load, f"box_r{regions}_cameras": cameras_per_box(load), f"box_r{regions}_windows": cameras_per_box(load) * regions})
     for regions in (1, 4):
         load = rt[regions]["load_5fps"] + regions * share_worst
         bounded = rt[regions]["load_5fps"] + regions * share_bounded
+        fig.update({f"box_r{regions}_identity_camera_pct": 100 * load, f"box_r{regions}_identity_cameras": cameras_per_box(load),
+                    f"box_r{regions}_identity_windows": cameras_per_box(load) * regions, f"box_r{regions}_identity_bounded_camera_pct": 100 * bounded,
+                    f"box_r{regions}_identity_bounded_cameras": cameras_per_box(bounded), f"box_r{regions}_identity_bounded_windows": cameras_per_box(bounded) * regions})  # fmt: skip
         rows.append(("Edge box, 2 cores, 70 % usable", f"{regions} region{'s' if regions > 1 else ''} per camera, + seated identity (worst case)", f"{100 * load:.1f} % per camera (all seats occupied) → {boxes(load, regions)}; with looks ending at 5 usable faces {100 * bounded:.1f} % → {boxes(bounded, regions).replace('**', '')}"))
 
     trace_frames = frames[: int(60 * FPS)] if not args.quick else frames[:100]
     peak = traced_peak(trace_frames, 4, args.upsample)
     rows.append(("Memory", "tracemalloc peak, 4 regions", f"{peak:.1f} MiB (monitor + camera logic over {len(trace_frames)} frames; dlib's C++ allocations not traced)"))
     rows.append(("Memory", "peak RSS (VmHWM), real-time camera process", f"1 region {rt[1]['maxrss_mib']:.0f} MiB, 4 regions {rt[4]['maxrss_mib']:.0f} MiB (Python, OpenCV, dlib's models, decoder)"))
-    rows.append(("Memory", "ru_maxrss, this process", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (holds the {len(frames)} decoded frames, {len(frames) * frames[0].nbytes / 2**20:.0f} MiB)"))
+    maxrss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows.append(("Memory", "ru_maxrss, this process", f"{maxrss_mib:.0f} MiB (holds the {len(frames)} decoded frames, {len(frames) * frames[0].nbytes / 2**20:.0f} MiB)"))
+    fig.update({"tracemalloc_peak_mib": peak, "tracemalloc_frames": len(trace_frames), "ru_maxrss_mib": maxrss_mib, "decoded_frames_mib": len(frames) * frames[0].nbytes / 2**20})
 
     wall = time.perf_counter() - started
     other = cpu_busy_s() - busy0 - (own_cpu_s() - own0)
     capacity = (os.cpu_count() or 1) * wall
     rows.append(("Run", "Wall", f"{wall:.0f} s; load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}"))
     rows.append(("Run", "Other load", f"other processes {max(0.0, other):.1f} CPU-s of {capacity:.0f} ({100 * max(0.0, other) / capacity:.0f} % of the machine) during the run"))
+    fig.update({"wall_s": wall, "load_average_end": list(os.getloadavg()), "other_cpu_s": max(0.0, other), "capacity_cpu_s": capacity,
+                "other_load_pct": 100 * max(0.0, other) / capacity})  # fmt: skip
 
     text = markdown_table(rows)
     print(text)
+    if args.json:
+        inputs = {"quick": args.quick, "video": VIDEO.name, "video_size": list(NATIVE), "frame_size": list(SIZE), "fps": FPS,
+                  "source_frames": int(dec["source_frames"]), "frames": len(frames), "layouts_regions": [1, 4], "upsample": args.upsample,
+                  "realtime_s": seconds, "identify_repeat": repeat, "identify_gallery_people": 500, "face_photo": str(FACE_PHOTO.relative_to(TESTDATA))}  # fmt: skip
+        frame_ms = fig[f"on_frame_r1_u{args.upsample}_mean_ms"]
+        write_json(args.json, "occupancy", inputs, {k: number(v) for k, v in fig.items()}, frame_ms=frame_ms,
+                   baseline_decode_ms=per_5fps_cpu, ratio_to_baseline=frame_ms / per_5fps_cpu)  # fmt: skip
+        print(f"figures written to {args.json}", file=sys.stderr)
     if not args.no_save:
         out = args.output or RESULTS / f"occupancy-{date.today().isoformat()}{'-quick' if args.quick else ''}.md"
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Supervision benchmark: the pure core's throughput, and a simulated city's working day replayed from the database.
 
-    .venv/bin/python bench/supervision.py [--windows N] [--events N] [--sample N]
+    .venv/bin/python bench/supervision.py [--windows N] [--events N] [--sample N] [--quick] [--json FILE]
 
 Everything runs in this one process, single-threaded, so every figure is the
 cost on ONE core (``--pin CPU`` also pins it to one CPU; by default it is not
@@ -92,7 +92,12 @@ comes up late; 0.5 % of changes are delivered twice.  Seat heartbeats carry
 the seat state only (``SeatHeartbeatBody`` has no occupant), so a heartbeat's
 observation has ``who`` None, as ``observation_from`` builds it.
 
-Prints a table and writes it as Markdown to ``bench/results/supervision-<date>.md``.
+Prints a table and writes it as Markdown to ``bench/results/supervision-<date>.md``
+(``--quick``: ``supervision-<date>-quick.md``; ``--no-save``: nowhere).  ``--json FILE``
+also writes every figure as JSON (``bench.machine.write_json``; the keys are listed in
+docs/benchmarks-supervision.md).  ``--quick`` is the CI smoke run: every phase on small
+inputs (``QUICK`` below), some 20 s; it checks the results as a full run does and
+nothing against absolute times.
 """
 
 from __future__ import annotations
@@ -123,6 +128,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import SimpleNamespace
@@ -138,6 +144,7 @@ from sqlalchemy import insert  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from bench.machine import write_json  # noqa: E402
 from broker.protocol import EVENT_MODELS, SeatHeartbeatBody, device_topic, encode, make_event  # noqa: E402
 from broker.timeutil import HALL_TZ, hall_iso  # noqa: E402
 from server.config.calendar import national_calendar  # noqa: E402
@@ -157,6 +164,9 @@ PRESET = "qujiang-2023"
 DAY = date(2026, 3, 2)  # a Monday, a working day in the 2026 national calendar
 TARGET_EVENTS_S = 200_000
 TARGET_SPEEDUP = 1000
+QUICK = {"windows": 300, "events": 20_000, "repeat": 2, "city_repeat": 1, "sample": 3, "unreduced": 1,
+         "check_messages": 500, "load_repeat": 2, "trace_windows": 20}  # fmt: skip
+"""``--quick``: every phase, each on small inputs (some 20 s in all on 2 cores)."""
 
 S = 1_000_000  # microseconds
 M = 60 * S
@@ -863,6 +873,8 @@ class Results:
     profile_title: str = ""
     phases: dict[str, float] = field(default_factory=dict)
     maxrss: dict[str, int] = field(default_factory=dict)  # ru_maxrss (KiB) at the end of a phase
+    inputs: dict[str, Any] = field(default_factory=dict)  # the run's parameters and input sizes (--json)
+    numbers: dict[str, Any] = field(default_factory=dict)  # every figure of the table, as numbers (--json)
 
     def put(self, section: str, key: str, value: str) -> None:
         self.sections.setdefault(section, {})[key] = value
@@ -1007,6 +1019,11 @@ def run(args: argparse.Namespace, r: Results) -> None:
     r.put("Input", "Policy, day", f"{PRESET} preset; {DAY} (Monday, working day); sessions {hm(day.open1)}–{hm(day.close1)}, "
           f"{hm(day.open2)}–{hm(day.close2)}; lunch duty {hm(day.lunch[0])}–{hm(day.lunch[1])}" if day.lunch else "")  # fmt: skip
     r.put("Input", "Working day (real time)", f"{day.seconds:,} s ({hm(day.open1)}–{hm(day.close2)}), the span heartbeats are counted over")
+    r.inputs.update({"quick": args.quick, "preset": PRESET, "day": DAY.isoformat(), "working_day_s": day.seconds, "seed": args.seed,
+                     "windows": args.windows, "events": args.events, "repeat": args.repeat, "city_repeat": args.city_repeat,
+                     "sample": args.sample, "unreduced": args.unreduced, "check_messages": args.check_messages,
+                     "load_repeat": args.load_repeat, "trace": not args.no_trace, "trace_windows": args.trace_windows,
+                     "pinned_cpu": args.pin, "load_average_start": os.getloadavg()[0]})  # fmt: skip
 
     # -- 1. core throughput -------------------------------------------------
     phase_start = time.perf_counter()
@@ -1026,6 +1043,9 @@ def run(args: argparse.Namespace, r: Results) -> None:
     r.put("Input", "Throughput set", f"{len(tp):,} simulated window days, {n_obs:,} observations as the core receives them "
           f"(flagged heartbeats left out); per window min {per_window[0]}, median {per_window[len(per_window) // 2]}, max {per_window[-1]}; "
           + ", ".join(f"{k} {v:,}" for k, v in kinds.most_common()))  # fmt: skip
+    r.inputs.update({"throughput_window_days": len(tp), "throughput_observations": n_obs, "throughput_per_window_min": per_window[0],
+                     "throughput_per_window_median": per_window[len(per_window) // 2], "throughput_per_window_max": per_window[-1],
+                     "throughput_by_kind": dict(kinds.most_common())})  # fmt: skip
 
     variants = {
         "live": tp,
@@ -1054,6 +1074,13 @@ def run(args: argparse.Namespace, r: Results) -> None:
         best_cpu = core_c[core_t.index(core)]
         if name == "live":
             core_live = n_obs / core
+        r.numbers.update({
+            f"core_{name}_events_per_s": n_obs / core, f"core_{name}_us_per_event": core * 1e6 / n_obs,
+            f"core_{name}_ms_per_window_day": core * 1e3 / len(tp), f"core_{name}_wall_s": core, f"core_{name}_cpu_s": best_cpu,
+            f"core_{name}_median_events_per_s": n_obs / statistics.median(core_t), f"core_{name}_cpu_events_per_s": n_obs / min(core_c),
+            f"baseline_{name}_events_per_s": n_obs / base, f"baseline_{name}_us_per_event": base * 1e6 / n_obs,
+            f"core_{name}_over_baseline": core / base, f"core_{name}_overhead_us_per_event": (core - base) * 1e6 / n_obs,
+        })  # fmt: skip
         r.put("Core throughput", f"Core, {labels[name]}",
               f"**{fmt_rate(n_obs / core)} events/s** — {core * 1e6 / n_obs:.2f} µs/event, {core * 1e3 / len(tp):.2f} ms/window day "
               f"(best of {args.repeat}: {core:.2f} s wall, CPU {best_cpu:.2f} s; median {fmt_rate(n_obs / statistics.median(core_t))} events/s; "
@@ -1065,6 +1092,8 @@ def run(args: argparse.Namespace, r: Results) -> None:
     r.put("Core throughput", "Target ≥ 200,000 events/s (as the adapter builds them)", f"{verdict}: {fmt_rate(core_live)} events/s ({core_live / TARGET_EVENTS_S:.2f}× the target)")
     alerts = Counter(a.type for d in reference for a in d.alerts)
     r.put("Core throughput", "Alerts raised (sanity)", ", ".join(f"{k} {v:,}" for k, v in alerts.most_common()) or "none")
+    r.numbers.update({"target_events_per_s": TARGET_EVENTS_S, "target_met": core_live >= TARGET_EVENTS_S, "core_live_over_target": core_live / TARGET_EVENTS_S,
+                      "throughput_alerts": dict(alerts.most_common())})  # fmt: skip
     del variants, drafts_tp
 
     if core_live < TARGET_EVENTS_S or args.profile:
@@ -1175,6 +1204,17 @@ def flagging(ctx: Ctx, args: argparse.Namespace, r: Results) -> dict[int, tuple[
           f"**{100 * share:.2f} % of one core**, paid once, live; checking the same heartbeat message (check_message: topic, JSON, pydantic) "
           f"costs {check_us:.1f} µs ({args.check_messages:,} measured), so flagging adds {100 * per_event / check_us:.0f} % to what ingest "
           "already spends on it before storing it")  # fmt: skip
+    r.numbers.update({
+        "flag_windows": len(chosen), "flag_events": n_events, "flag_heartbeats": n_beats, "flag_batch": INGEST_BATCH, "flag_s": spent,
+        "flag_us_per_event": per_event, "flag_unflagged": n_kept, "flag_unflagged_pct": 100 * n_kept / len([1 for s, _ in streams.values() for _ in s]),
+        "flag_ms_per_s_at_city": share * 1e3, "flag_core_pct_at_city": 100 * share, "check_message_us": check_us,
+        "flag_over_check_message_pct": 100 * per_event / check_us,
+        "unreduced_windows": unreduced_n, "unreduced_observations": unreduced_obs,
+        "unreduced_ms_per_window_day": unreduced_t / unreduced_n * 1e3 if unreduced_n else None,
+        "unreduced_events_per_s": unreduced_obs / unreduced_t if unreduced_n else None,
+        "unreduced_unflagged_per_window": unreduced_reduced_obs // unreduced_n if unreduced_n else None,
+        "unreduced_same_result": unreduced_same if unreduced_n else None,
+    })  # fmt: skip
     if unreduced_n:
         r.put("Heartbeat flagging (ingest)", "Unflagged vs every heartbeat",
               f"{unreduced_n} windows with a camera or network outage: the core on all {unreduced_obs:,} observations (every heartbeat, UTC) "
@@ -1248,7 +1288,7 @@ def replay_city_day(ctx: Ctx, args: argparse.Namespace, r: Results, streams: dic
     print("      evaluating every window's day in memory, timed ...", flush=True)
     walls, cpus = [], []
     for _ in range(args.city_repeat):
-        wall, cpu, _ = timed(lambda: sweep_core(ctx, city))
+        wall, cpu, _ = timed(partial(sweep_core, ctx, city))  # bound now: `city` is deleted below, before the database phase
         walls.append(wall)
         cpus.append(cpu)
     core_wall, core_cpu = min(walls), cpus[walls.index(min(walls))]
@@ -1340,6 +1380,35 @@ def replay_city_day(ctx: Ctx, args: argparse.Namespace, r: Results, streams: dic
           f"JSON written; core alone in memory {day.seconds / core_wall:,.0f}× — target > {TARGET_SPEEDUP}× from the database: {verdict}")  # fmt: skip
     counts = Counter(a.type for a in alerts)
     r.put("City replay", "Alerts raised", f"{len(alerts):,} (" + ", ".join(f"{k} {v:,}" for k, v in counts.most_common()) + f"); {segments:,} timeline segments")
+    r.inputs.update({"city_windows": n_windows, "city_camera_outage_windows": n_camera_windows, "city_network_outage_windows": n_net_windows})
+    r.numbers.update({
+        "city_generate_s": gen_s, "city_observations_sent": n_in, "city_heartbeats": n_beats, "city_changes": n_changes,
+        "city_changes_per_window": n_changes / n_windows, "city_observations_to_core": n_reduced, "city_to_core_pct": 100 * n_reduced / n_in,
+        "city_per_window_min": per_window[0], "city_per_window_median": per_window[len(per_window) // 2],
+        "city_per_window_p95": per_window[int(len(per_window) * 0.95)], "city_per_window_max": per_window[-1],
+        "city_core_wall_s": core_wall, "city_core_cpu_s": core_cpu, "city_core_walls_s": walls,
+        "city_core_events_per_s": n_reduced / core_wall, "city_core_ms_per_window_day": core_wall * 1e3 / n_windows,
+        "db_event_rows": db.events, "db_repeat_rows": db.repeats, "db_sample_windows": len(with_repeats),
+        "db_repeats_per_sample_window": db.repeats // max(1, len(with_repeats)), "db_device_health_rows": db.health,
+        "db_leave_rows": db.leaves, "db_alert_rows": db.alerts, "db_mib": db.size / 2**20, "db_write_s": db.seconds,
+        "load_with_repeats_us_per_observation": sum(times_with) * 1e6 / read_with, "load_with_repeats_median_ms": med_with * 1e3,
+        "load_with_repeats_observations_per_window": read_with / len(with_repeats), "load_with_repeats_windows": len(with_repeats),
+        "load_without_repeats_us_per_observation": sum(times_without) * 1e6 / read_without, "load_without_repeats_median_ms": med_without * 1e3,
+        "load_without_repeats_observations_per_window": read_without / len(without), "load_without_repeats_windows": len(without),
+        "replay_wall_s": replay_wall, "replay_cpu_s": replay["cpu"], "replay_events_per_s": n_reduced / replay_wall,
+        "replay_added_s": replay_wall - core_wall, "json_s": json_wall, "json_mib": replay["json_bytes"] / 2**20,
+        "replay_segments": replay["segments"], "replay_alerts": len(replay["alerts"]),
+        "same_alerts": same_alerts, "same_timelines": same_timelines, "expected_alerts": len(expected_alerts), "expected_segments": segments,
+        "compared_would_raise_again": compared["would_raise_again"], "compared_new": compared["new"], "compared_no_longer": compared["no_longer"],
+        "replay_speedup": speed, "replay_speedup_with_json": speed_json, "core_speedup": day.seconds / core_wall,
+        "target_speedup": TARGET_SPEEDUP, "speedup_target_met": speed > TARGET_SPEEDUP,
+        "city_alerts": len(alerts), "city_alerts_by_type": dict(counts.most_common()), "city_segments": segments,
+    })  # fmt: skip
+    r.numbers.update({
+        "tracemalloc_peak_mib": eval_peak / 2**20 if trace else None, "tracemalloc_data_mib": data_now / 2**20 if trace else None,
+        "tracemalloc_bytes_per_observation": data_now / n_reduced if trace else None,
+        "tracemalloc_build_peak_mib": data_peak / 2**20 if trace else None, "tracemalloc_overhead_mib": trace_overhead / 2**20 if trace else None,
+    })  # fmt: skip
     if trace:
         r.put("Memory", "tracemalloc peak",
               f"**{eval_peak / 2**20:,.0f} MiB** — the city's observations (unflagged) and plans as the live adapter holds them: "
@@ -1352,6 +1421,8 @@ def replay_city_day(ctx: Ctx, args: argparse.Namespace, r: Results, streams: dic
     r.put("Memory", "RSS", f"building the held city grew the process by {rss_city / 2**20:,.0f} MiB (/proc/self/statm; includes the "
           "simulation's drafts, freed but kept by the allocator, and tracemalloc's bookkeeping)")  # fmt: skip
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    r.numbers.update({"replay_peak_rss_mib": replay["peak_rss"] / 2**20, "city_rss_growth_mib": rss_city / 2**20, "ru_maxrss_mib": maxrss / 1024,
+                      **{f"ru_maxrss_{k.replace(' ', '_')}_mib": v / 1024 for k, v in r.maxrss.items()}})  # fmt: skip
     r.put("Memory", "ru_maxrss", f"**{maxrss / 1024:,.0f} MiB** — the bench process, whole run (" +
           ", ".join(f"{k} {v / 1024:,.0f} MiB" for k, v in r.maxrss.items()) + "; then the city in memory and the database rows)")  # fmt: skip
 
@@ -1386,7 +1457,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=600.0, help="hard limit for the whole run, seconds (600)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/supervision-<date>.md")
     parser.add_argument("--output", type=Path, help="Markdown file to write instead of bench/results/supervision-<date>.md")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON (docs/benchmarks-supervision.md lists the keys)")
+    parser.add_argument("--quick", action="store_true", help="CI smoke run, some 20 s: every phase on small inputs (" + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items()) + ")")
     args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
     if min(args.windows, args.events, args.repeat, args.city_repeat, args.sample, args.check_messages, args.load_repeat) < 1 or args.unreduced < 0:
         parser.error("--windows, --events, --repeat, --city-repeat, --sample, --check-messages and --load-repeat must be positive")
     return args
@@ -1411,10 +1487,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.alarm(0)
     phases = ", ".join(f"{k} {v:.0f} s" for k, v in results.phases.items())
-    results.put("Memory", "Run", f"whole benchmark {time.perf_counter() - started:.0f} s wall ({phases}); load average at the end {os.getloadavg()[0]:.2f}")
+    wall = time.perf_counter() - started
+    results.put("Memory", "Run", f"whole benchmark {wall:.0f} s wall ({phases}); load average at the end {os.getloadavg()[0]:.2f}")
+    results.numbers.update({"wall_s": wall, **{f"phase_{k.replace(' ', '_')}_s": v for k, v in results.phases.items()}, "load_average_end": os.getloadavg()[0]})
     render(results)
+    if args.json:
+        n = results.numbers
+        write_json(args.json, "supervision", results.inputs, n, events_per_s=n["core_live_events_per_s"],
+                   baseline_events_per_s=n["baseline_live_events_per_s"],
+                   ratio_to_baseline=n["core_live_events_per_s"] / n["baseline_live_events_per_s"], replay_speedup=n["replay_speedup"])  # fmt: skip
+        print(f"figures written to {args.json}")
     if not args.no_save:
-        out = args.output or RESULTS / f"supervision-{date.today().isoformat()}.md"
+        out = args.output or RESULTS / f"supervision-{date.today().isoformat()}{'-quick' if args.quick else ''}.md"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(results.markdown(command.strip()))
         print(f"written to {out.relative_to(ROOT) if out.resolve().is_relative_to(ROOT) else out}")
