@@ -280,6 +280,33 @@ def test_a_late_ticket_withdraws_its_no_ticket_alert(hall: RatedHall) -> None:
     assert withdrawn["cleared_at"] == withdrawn["raised_at"] and "withdrawn" in withdrawn["facts"]
 
 
+def test_a_follow_that_fails_midway_loses_no_alert_and_counts_no_rating_twice(hall: RatedHall, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database refuses the transaction that writes an alert: the next sweep writes it, from what is stored."""
+    import server.ratings.signals as held
+
+    hall.clock.now = at(TUESDAY, 7, 50)
+    hall.birth("cam-01", "window_camera")
+    hall.send("cam-01", SeatBody(window_id="w02", state="vacant", confidence=0.9), at(TUESDAY, 9))
+    reconcile = held.reconcile_alerts
+    calls = []
+
+    def refused_once(*args: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("disk I/O error")
+        return reconcile(*args)
+
+    monkeypatch.setattr(held, "reconcile_alerts", refused_once)
+    with pytest.raises(RuntimeError):
+        hall.rate(at(TUESDAY, 10, 5), 5, ticket=None)
+    assert hall.feed("rating_seat_vacant") == []
+    hall.sweep(at(TUESDAY, 10, 6))
+    [alert] = hall.feed("rating_seat_vacant")
+    assert (alert["state"], alert["raised_at"], alert["facts"]["count"]) == ("active", at(TUESDAY, 10, 5).isoformat(), "1")
+    with Session(hall.engine) as session:
+        assert session.scalars(select(RatingRow.signals)).all() == [["seat_vacant"]]
+
+
 def test_the_statistics_sheet_opens_and_has_the_rows(hall: RatedHall, api: TestClient) -> None:
     for minute, (window, level) in enumerate([("w01", 5), ("w01", 4), ("w02", 1), ("w03", 5)]):
         hall.rate(at(TUESDAY, 10, minute), level, ticket=f"T{minute}", window=window, clerk=f"c0{window[-1]}")

@@ -191,20 +191,20 @@ class HeldSignals:
             session.execute(update(RatingRow), [{"id": state.rating(h).id, "signals": sorted(s)} for h, s in changed.items()])
         if self._stored.get(state) == alerts:
             return []
-        self._stored[state] = alerts
         start = rules.day_start(state.day)
         stored = session.scalars(
             select(AlertRow).where(
                 AlertRow.window_id == state.window, AlertRow.type.in_(SIGNAL_TYPES), AlertRow.raised_at >= start, AlertRow.raised_at < start + timedelta(days=1)
             )
         )
-        return reconcile_alerts(session, stored, alerts)
+        changed_rows = reconcile_alerts(session, stored, alerts)
+        self._stored[state] = alerts
+        return changed_rows
 
     def _settle_month(self, session: Session, state: MonthRatings, now: datetime) -> list[AlertRow]:
         alert = state.alert(now)
         if self._stored.get(state) == (alerts := (alert,) if alert else ()):
             return []
-        self._stored[state] = alerts
         _, after = rules.month_bounds(state.month)
         stored = session.scalars(
             select(AlertRow).where(
@@ -214,7 +214,9 @@ class HeldSignals:
                 AlertRow.raised_at < rules.day_start(after),
             )
         )
-        return reconcile_alerts(session, stored, alerts)
+        changed_rows = reconcile_alerts(session, stored, alerts)
+        self._stored[state] = alerts
+        return changed_rows
 
     # ------------------------------------------------------------ reading (once per day or month held)
 
