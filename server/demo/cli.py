@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-import uvicorn
 
 from broker.config_file import ConfigError
 from broker.connection import BrokerSettings
@@ -102,7 +101,7 @@ def demo(
     from server.users.accounts import UserStore
     from server.users.cli import demo_users
     from server.web.app import ServerSettings, create_app
-    from server.web.cli import freeze_startup_objects
+    from server.web.cli import freeze_startup_objects, serve
 
     setup_logging(verbose)
     hall_config = load_hall_or_exit(DEFAULT_HALL)
@@ -126,7 +125,7 @@ def demo(
     sim_thread.start()
     console.print(f"[bold green]示范大厅已启动 demo hall running:[/] http://127.0.0.1:{port}  (Ctrl+C to stop)")
     try:
-        uvicorn.run(application, host="127.0.0.1", port=port, log_level="warning")
+        serve(application, "127.0.0.1", port)
     finally:
         stop.set()
         sim_thread.join(5)

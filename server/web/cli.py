@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 import uvicorn
@@ -76,7 +76,17 @@ def server(
     except ConfigError as exc:
         fail(str(exc))
     freeze_startup_objects()
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    serve(application, host, port)
+
+
+def serve(application: Any, host: str, port: int) -> None:
+    """Serve the API and pages until interrupted.
+
+    The live page's WebSocket goes uncompressed: its messages are small and
+    many (one per event), and deflating each cost the server about a tenth
+    of its CPU under load, more than the bytes are worth on a hall's intranet.
+    """
+    uvicorn.run(application, host=host, port=port, log_level="warning", ws_per_message_deflate=False)
 
 
 def freeze_startup_objects() -> None:
