@@ -22,7 +22,7 @@ the fact that raised it was observed live.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
@@ -175,8 +175,12 @@ class _Facts:
 
 @dataclass(slots=True)
 class _Run:
+    """A condition holding since ``start``; ``live_at_raise``: whether the fact
+    in force when the threshold is (or would be) crossed was observed live —
+    the last span begun at or before ``start + threshold`` says so."""
+
     start: int
-    live_at: list[tuple[int, bool]] = field(default_factory=list)
+    live_at_raise: bool
     facts: tuple[tuple[str, str], ...] = ()
     evidence: str | None = None
 
@@ -357,12 +361,13 @@ class _Evaluation:
 
     def track(self, name: str, holds: bool, start: int, live: bool, details: Callable[[], tuple[tuple[str, str], ...]], evidence: str | None) -> None:
         """Extend or open the condition's run while it holds, close it when it
-        stops; each span's liveness is kept to judge the alert at its raise."""
+        stops; the liveness of the span in force at the threshold decides the alert's."""
         run = self.runs.get(name)
         if holds:
             if run is None:
-                run = self.runs[name] = _Run(start, facts=details(), evidence=evidence)
-            run.live_at.append((start, live))
+                self.runs[name] = _Run(start, live, details(), evidence)
+            elif start <= run.start + self.limits_us[name]:
+                run.live_at_raise = live
         elif run is not None:
             self.close_run(name, start)
 
@@ -376,8 +381,7 @@ class _Evaluation:
         if stop - run.start <= limit_us:
             return
         raised = run.start + limit_us
-        # Live if the fact in force when the threshold was crossed was observed live.
-        live = next((flag for t, flag in reversed(run.live_at) if t <= raised), run.live_at[0][1])
+        live = run.live_at_raise
         rule = RULES[name]
         self.alerts.append(
             Alert(
