@@ -27,7 +27,9 @@ from server.rules.ratings import (
     evaluate_window_day,
     never_below,
 )
-from server.rules.supervision import Observation
+from server.config.calendar import national_calendar
+from server.rules.live_supervision import LiveWindow
+from server.rules.supervision import Interval, Observation, WindowPlan, evaluate_window
 
 DAY = date(2026, 3, 3)
 W = "w02"
@@ -148,3 +150,59 @@ def test_never_below_kept_per_rating_equals_the_full_evaluation_as_ratings_arriv
         state.put(operation)
         until = start + timedelta(minutes=clocks[index % len(clocks)])
         assert state.alert(until) == never_below(W, date(2026, 3, 1), sorted(current.values(), key=lambda r: r.id), POLICY, until)  # type: ignore[arg-type, return-value]
+
+
+MONDAY = date(2026, 3, 2)
+CALENDAR = national_calendar([2026])
+
+
+def minute(step: int) -> datetime:
+    """Minutes from 07:00 on Monday: before opening, the sessions, lunch, the evening, past midnight."""
+    return datetime.combine(MONDAY, time(7), HALL_TZ) + timedelta(minutes=step)
+
+
+minutes = st.integers(-8 * 60, 18 * 60)  # from 23:00 the day before to 01:00 the day after
+
+
+@st.composite
+def supervised_days(draw: st.DrawFn) -> tuple[WindowPlan, list[Observation], list[int], list[int]]:
+    """A window's plan and day of observations (duplicates, replayed copies and all), shuffled; batch sizes; clocks."""
+    roster = draw(st.sampled_from((("c01",), ("c01", "c02"))))
+    leave = [Interval("c01", minute(a), minute(a + draw(st.integers(1, 300)))) for a in draw(st.lists(st.integers(0, 600), max_size=1))]
+    cover = [Interval("c03", minute(a), minute(a + draw(st.integers(1, 300)))) for a in draw(st.lists(st.integers(0, 600), max_size=1))]
+    plan = WindowPlan(window="w01", roster=frozenset(roster), substitutes=tuple(cover), leaves=tuple(leave), on_lunch_duty=draw(st.booleans()))
+    observations = []
+    for seq in range(draw(st.integers(0, 40))):
+        kind = draw(st.sampled_from(("seat", "seat", "seat", "pause", "login", "camera")))
+        observation = Observation(
+            minute(draw(minutes)), kind, draw(st.booleans()), draw(st.sampled_from(("c01", "c02", "c03", "x99", None))),
+            draw(st.booleans()), ("dev", 1, seq + 1) if draw(st.integers(0, 5)) else ("", 0, 0),
+        )  # fmt: skip
+        observations.append(observation)
+        if draw(st.integers(0, 6)) == 0:
+            observations.append(replace(observation, historical=not observation.historical))  # delivered twice: live and replayed
+    observations = draw(st.permutations(observations))
+    batches = draw(st.lists(st.integers(1, 8), min_size=1, max_size=10))
+    clocks = sorted(draw(st.lists(minutes, min_size=len(batches), max_size=len(batches))))
+    if len(clocks) > 2 and draw(st.booleans()):
+        clocks[-1] = clocks[0]  # the clock went back
+    return plan, observations, batches, clocks
+
+
+@settings(max_examples=300, deadline=None)
+@given(supervised_days())
+def test_supervision_held_live_equals_the_full_evaluation_after_every_batch(feed: tuple[WindowPlan, list[Observation], list[int], list[int]]) -> None:
+    plan, observations, batches, clocks = feed
+    policy = load_policy("qujiang-2023")
+    live = LiveWindow(plan, policy, CALENDAR, MONDAY, HALL_TZ)
+    at = 0
+    for size, clock in zip(batches, clocks, strict=True):
+        for observation in observations[at : at + size]:
+            live.add(observation)
+        at += size
+        until = minute(clock)
+        full = evaluate_window(plan, observations[:at], policy, CALENDAR, MONDAY, until, HALL_TZ)
+        current, alerts = live.advance(until)
+        assert alerts == full.alerts
+        assert current == (full.timeline[-1] if full.timeline else None)
+        assert live.timeline() == full.timeline

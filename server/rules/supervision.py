@@ -22,7 +22,7 @@ the fact that raised it was observed live.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
@@ -225,15 +225,26 @@ def _us(moment: datetime) -> int:
     return (moment - _EPOCH) // _US
 
 
+def _dedupe_key(obs: Observation) -> tuple[object, ...]:
+    """Two observations with this key are one fact delivered twice."""
+    return (obs.order, obs.kind) if obs.order != ("", 0, 0) else (obs.time, obs.kind, obs.on, obs.who)
+
+
+def _fold_order(pair: tuple[int, Observation]) -> tuple[object, ...]:
+    """The order the fold takes observations in: time, then ties broken without regard to arrival."""
+    us, obs = pair
+    return (us, obs.order, obs.kind, obs.on, obs.who or "")
+
+
 def _dedupe_sorted(observations: Iterable[Observation]) -> list[tuple[int, Observation]]:
     unique: dict[tuple[object, ...], tuple[int, Observation]] = {}
     for obs in observations:
-        key = (obs.order, obs.kind) if obs.order != ("", 0, 0) else (obs.time, obs.kind, obs.on, obs.who)
+        key = _dedupe_key(obs)
         kept = unique.get(key)
         # A duplicate keeps the live copy, so arrival order cannot matter.
         if kept is None or (kept[1].historical and not obs.historical):
             unique[key] = (_us(obs.time), obs)
-    return sorted(unique.values(), key=lambda p: (p[0], p[1].order, p[1].kind, p[1].on, p[1].who or ""))
+    return sorted(unique.values(), key=_fold_order)
 
 
 def _active(intervals: tuple[tuple[int, int, str], ...], at: int) -> set[str]:
@@ -284,6 +295,19 @@ class _Evaluation:
         self.runs: dict[str, _Run] = {}
         self.alerts: list[Alert] = []
         self.timeline: list[list[object]] = []  # [start_us, end_us, state]
+
+    def copy(self, day_end: int) -> _Evaluation:
+        """The state so far, to finish at ``day_end`` while this one folds on
+        (:class:`server.rules.live_supervision.LiveWindow`); of the timeline
+        only the open last segment, the one the rest of the fold extends."""
+        twin = _Evaluation.__new__(_Evaluation)
+        twin.plan, twin.policy, twin.tz, twin.limits, twin.limits_us = self.plan, self.policy, self.tz, self.limits, self.limits_us
+        twin.day_end = day_end
+        twin.facts = replace(self.facts)
+        twin.runs = {name: replace(run) for name, run in self.runs.items()}
+        twin.alerts = list(self.alerts)
+        twin.timeline = [list(self.timeline[-1])] if self.timeline else []
+        return twin
 
     def to_dt(self, us: int) -> datetime:
         """Back to an aware datetime in the caller's zone, for the result."""
