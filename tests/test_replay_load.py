@@ -15,7 +15,7 @@ from broker.timeutil import HALL_TZ
 from server.supervision import service as supervisor_module
 from server.db import LeaveRow
 from server.config.hall import HallConfig, load_hall
-from server.rules.supervision import Observation
+from server.rules.supervision import Observation, evaluate_window
 from server.supervision.service import window_cameras
 from sqlalchemy.orm import Session
 
@@ -140,7 +140,10 @@ def test_replay_evaluates_every_window_as_one_by_one(stored: StoredHall, chunk: 
     supervisor = stored.supervisor
     with Session(stored.engine) as session:
         bulk = list(supervisor.evaluate_days(session, WINDOWS, DAY, UNTIL))
-        one_by_one = [supervisor.evaluate(session, w, DAY, UNTIL, supervisor.load_day(session, w, DAY)) for w in WINDOWS]
+        one_by_one = [
+            evaluate_window(supervisor.plan(session, w, DAY), supervisor.load_day(session, w, DAY), supervisor.policy, supervisor.calendar, DAY, UNTIL, HALL_TZ)
+            for w in WINDOWS
+        ]
     assert bulk == one_by_one
     assert [d.window for d in bulk] == WINDOWS
     assert any(d.alerts for d in bulk), "the stored day raises something (the comparison is not empty)"

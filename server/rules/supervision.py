@@ -10,7 +10,8 @@ Why a batch function: the result depends only on the *set* of observations,
 never on the order they arrived in, so late and out-of-order events, a
 replayed outbox or a double delivery cannot change what is raised, and a
 stored day re-run under another policy gives byte-identical output.  The
-live server simply re-evaluates a window's day when something new arrives.
+live server holds each window's fold and takes in only what is new
+(:mod:`server.rules.live_supervision`), with this function as its reference.
 
 What "unattended" means here (DOMAIN.md): during open hours the staff seat
 is empty and nothing excuses it.  A camera that is offline, stale or never

@@ -30,7 +30,8 @@ from server.rules.calendar import WorkCalendar
 from server.rules.escalation import escalated_severity
 from server.rules.policy import Policy
 from server.rules.ratings import RATING_ALERTS
-from server.rules.supervision import RULES, Alert, Interval, Observation, Rule, WindowDay, WindowPlan, evaluate_window
+from server.rules.live_supervision import LiveWindow
+from server.rules.supervision import RULES, Alert, Interval, Observation, Rule, Segment, WindowDay, WindowPlan, evaluate_window
 
 log = logging.getLogger(__name__)
 SEAT_TYPES = ("seat", "seat_heartbeat")
@@ -194,8 +195,10 @@ class Supervisor:
         self._specs = {w.id: w for w in hall.windows}
         self._cameras = window_cameras(hall)
         self._day: date | None = None
-        self._windows: dict[str, list[Observation]] = {}
+        self._windows: dict[str, LiveWindow] = {}
         self._dirty: set[str] = set()
+        self._written: dict[str, tuple[tuple[Alert, ...], Segment | None]] = {}
+        """What each window's last tick stored (alerts, current segment): an unchanged window costs no statement."""
 
     # ----------------------------------------------------------- inputs
 
@@ -266,10 +269,6 @@ class Supervisor:
                     days[window_id].append(observation)
         return days
 
-    def evaluate(self, session: Session, window_id: str, day: date, until: datetime, observations: list[Observation]) -> WindowDay:
-        """Run the core for one window's day, as held live."""
-        return evaluate_window(self.plan(session, window_id, day), observations, self.policy, self.calendar, day, until, HALL_TZ)
-
     def evaluate_days(self, session: Session, window_ids: Sequence[str], day: date, until: datetime) -> Iterator[WindowDay]:
         """Run the core for the windows' stored days (replay), loading plans
         and days a chunk of windows at a time: memory holds one chunk's
@@ -285,8 +284,17 @@ class Supervisor:
         if self._day == day:
             return
         self._day = day
-        self._windows = self.load_days(session, [window.id for window in self.hall.windows], day)
-        self._dirty = set(self._windows)
+        self._hold(session, [window.id for window in self.hall.windows])
+
+    def _hold(self, session: Session, window_ids: list[str]) -> None:
+        """Read the windows' day and hold it live (at the day's start, and when a camera's health changes)."""
+        day = self._day
+        assert day is not None
+        plans, days = self.plans(session, window_ids, day), self.load_days(session, window_ids, day)
+        for window_id in window_ids:
+            self._windows[window_id] = LiveWindow(plans[window_id], self.policy, self.calendar, day, HALL_TZ, days[window_id])
+            self._written.pop(window_id, None)
+        self._dirty.update(window_ids)
 
     def observe(self, events: list[Event], devices_changed: list[str], repeats: set[str]) -> None:
         """Take the events of a committed batch (called by the ingest writer);
@@ -298,42 +306,61 @@ class Supervisor:
                 if event.type not in WINDOW_EVENT_TYPES or window_id not in self._windows or str(event.msg_id) in repeats:
                     continue
                 body = event.body.model_dump(mode="json")
-                self._windows[window_id].append(observation_from(event.type, body, event.event_time, event.historical, (event.device_id, event.boot, event.seq)))
+                self._windows[window_id].add(observation_from(event.type, body, event.event_time, event.historical, (event.device_id, event.boot, event.seq)))
                 self._dirty.add(window_id)
             cameras = set(devices_changed)
             reload = [window_id for window_id, camera in self._cameras.items() if camera in cameras]
             if reload:
-                self._windows |= self.load_days(session, reload, self._day)  # type: ignore[arg-type]
-                self._dirty.update(reload)
+                self._hold(session, reload)
 
     def tick(self, every_window: bool) -> tuple[list[dict[str, Any]], dict[str, WindowRow]]:
-        """Re-evaluate (changed or all) windows now: store alert changes and each
-        window's current state.  Returns the changed alerts (JSON) and windows."""
+        """Evaluate (changed or all) windows now: store alert changes and each
+        window's current state.  Returns the changed alerts (JSON) and windows.
+
+        Each window's day is held live (:class:`LiveWindow`), so a window costs
+        the events it got since the last tick, not its whole day; a plan that
+        changed (leave registered meanwhile) starts its day over.
+        """
         now = self.clock()
         changed: list[AlertRow] = []
         windows: dict[str, WindowRow] = {}
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            self._ensure_day(session, now.date())
-            targets = set(self._windows) if every_window else self._dirty
-            self._dirty = set()
-            for window_id in sorted(targets):
-                result = self.evaluate(session, window_id, now.date(), now, self._windows[window_id])
-                changed += self._reconcile(session, result)
-                current = result.timeline[-1] if result.timeline else None
-                row = session.get(WindowRow, window_id)
-                if current is not None and row is not None and (row.state, row.state_since) != (current.state, current.start):
-                    row.state, row.state_since = current.state, current.start
-                    windows[window_id] = row
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                self._ensure_day(session, now.date())
+                targets = sorted(set(self._windows) if every_window else self._dirty)
+                self._dirty = set()
+                plans = self.plans(session, targets, now.date())
+                for window_id in targets:
+                    live = self._windows[window_id]
+                    if live.plan != plans[window_id]:
+                        live = self._windows[window_id] = LiveWindow(plans[window_id], self.policy, self.calendar, now.date(), HALL_TZ, live.observations())
+                    current, alerts = live.advance(now)
+                    changed += self._store(session, window_id, current, alerts, windows)
+        except BaseException:
+            self._written.clear()  # what the failed transaction was to store is not stored
+            raise
         return [alert_json(row, now, self.policy, self.window_names.get(row.window_id, row.window_id)) for row in changed], windows
 
-    def _reconcile(self, session: Session, result: WindowDay) -> list[AlertRow]:
+    def _store(self, session: Session, window_id: str, current: Segment | None, alerts: tuple[Alert, ...], windows: dict[str, WindowRow]) -> list[AlertRow]:
+        """Store what changed of one window since the last tick: its alerts (reconciled) and its current state."""
+        written_alerts, written_segment = self._written.get(window_id, (None, None))
+        changed = self._reconcile(session, window_id, alerts) if alerts != written_alerts else []
+        if current is not None and (written_segment is None or (written_segment.state, written_segment.start) != (current.state, current.start)):
+            row = session.get(WindowRow, window_id)
+            if row is not None and (row.state, row.state_since) != (current.state, current.start):
+                row.state, row.state_since = current.state, current.start
+                windows[window_id] = row
+        self._written[window_id] = (alerts, current if current is not None else written_segment)
+        return changed
+
+    def _reconcile(self, session: Session, window_id: str, alerts: tuple[Alert, ...]) -> list[AlertRow]:
         """Make the stored alerts of the window's day match the core's episodes."""
         day = self._day or self.clock().date()
         start = datetime.combine(day, datetime.min.time(), HALL_TZ)
         stored = session.scalars(
-            select(AlertRow).where(AlertRow.window_id == result.window, AlertRow.type.in_(tuple(RULES)), AlertRow.raised_at >= start)
+            select(AlertRow).where(AlertRow.window_id == window_id, AlertRow.type.in_(tuple(RULES)), AlertRow.raised_at >= start)
         )
-        return reconcile_alerts(session, stored, result.alerts)
+        return reconcile_alerts(session, stored, alerts)
 
     def acknowledge(self, alert_id: int, by: str) -> dict[str, Any] | None:
         now = self.clock()
