@@ -1,5 +1,5 @@
-"""Attendance from stored punches, over HTTP, on SQLite and PostgreSQL: a month's statuses,
-the monthly sheet, and make-up punches (补卡) filed, refused with their rule, approved."""
+"""Attendance from stored punches, over HTTP, on SQLite and PostgreSQL: today as it happens, a month's
+statuses, the monthly sheet, and make-up punches (补卡) filed, refused with their rule, approved."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from server.users.authority import Authority
 from server.users.accounts import UserStore
 from users import sign_in
 from server.attendance.service import AttendanceService
+from server.attendance.today import TodayAttendance
 from server.config.calendar import national_calendar
 from server.db import LeaveRow, make_engine, migrate
 from server.config.hall import load_hall
@@ -53,13 +54,15 @@ def hall(db_url: str):  # type: ignore[no-untyped-def]
     clock = Clock(at(2, 18, 0))
     service = AttendanceService(engine, HALL, POLICY, national_calendar([2026]), clock)
     app = FastAPI()
-    app.include_router(attendance_router(service, Authority(UserStore(engine), None)))
+    today = TodayAttendance(service)
+    app.include_router(attendance_router(service, today, Authority(UserStore(engine), None)))
     seq = iter(range(1, 10_000))
 
     def punch(person: str, when: datetime, method: str = "face") -> None:
         event = make_event(hall_id="demo", device_id="ft-01", boot=1, seq=next(seq), event_time=when, body=PunchBody(person_id=person, method=method))  # type: ignore[arg-type]
         topic, payload = device_topic("demo", "ft-01", "evt", "punch"), encode(event)
-        store.ingest([Inbound(topic, payload, when, check_message(topic, payload, store.registry()))])
+        changes = store.ingest([Inbound(topic, payload, when, check_message(topic, payload, store.registry()))])
+        today.follow(changes, False)  # as the ingest thread does after each committed batch
 
     with TestClient(app) as client:
         yield sign_in(client, engine, "office", "督查科王"), punch, engine, clock
@@ -93,6 +96,28 @@ def test_a_month_from_stored_punches_and_leave(hall) -> None:  # type: ignore[no
     # Later days of the month have not happened yet (the clock is 3 March, 07:00).
     assert {s for s, _, _ in _halves(month, "c01", "2026-03-03")} == {"pending"}
     assert client.get("/api/attendance/2026/13").status_code == 422
+
+
+def test_today_counts_arrivals_and_lateness_while_the_day_is_still_pending(hall) -> None:  # type: ignore[no-untyped-def]
+    client, punch, engine, clock = hall
+    clock.now = at(2, 9, 0)
+    punch("c01", at(2, 8, 15))
+    punch("c02", at(2, 8, 31))  # late (003: by 08:20)
+    first = client.get("/api/attendance/today").json()
+    assert first["day"] == "2026-03-02"
+    assert first["summary"] == {"expected": first["summary"]["expected"], "arrived": 2, "late": 1, "absent": 0}, "003: a clock-in counts (late) until the day's end"
+    assert first["summary"]["expected"] >= 6, "everyone on a roster is expected on a working Monday"
+    c01 = next(p for p in first["people"] if p["person_id"] == "c01")
+    assert c01["progress"]["arrived"] and {h["status"] for h in c01["day"]["halves"]} == {"pending"}, "the day is not judged before it ends"
+    punch("c03", at(2, 8, 19))  # after the day was first read: comes in through the ingest follower
+    punch("c03", at(2, 8, 19))  # the terminal re-sent it (a new msg_id): the same punch, still one arrival
+    with Session(engine) as session, session.begin():
+        session.add(LeaveRow(kind="leave", person_id="c04", window_id="w04", start=at(2, 0, 0), end=at(3, 0, 0), note="病假"))
+    clock.now = at(2, 17, 30)  # the clock-in window has closed: who has not come is absent so far
+    second = client.get("/api/attendance/today").json()["summary"]
+    assert second == {"expected": first["summary"]["expected"] - 1, "arrived": 3, "late": 1, "absent": first["summary"]["expected"] - 4}
+    clock.now = at(3, 8, 0)  # the next morning: a new day, nobody has arrived yet
+    assert client.get("/api/attendance/today").json()["summary"]["arrived"] == 0
 
 
 def test_the_monthly_sheet_downloads_as_xlsx(hall) -> None:  # type: ignore[no-untyped-def]

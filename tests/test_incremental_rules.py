@@ -28,6 +28,8 @@ from server.rules.ratings import (
     never_below,
 )
 from server.config.calendar import national_calendar
+from server.rules.attendance import Punch, evaluate_day
+from server.rules.live_attendance import LiveDay
 from server.rules.live_supervision import LiveWindow
 from server.rules.supervision import Interval, Observation, WindowPlan, evaluate_window
 
@@ -206,3 +208,48 @@ def test_supervision_held_live_equals_the_full_evaluation_after_every_batch(feed
         assert alerts == full.alerts
         assert current == (full.timeline[-1] if full.timeline else None)
         assert live.timeline() == full.timeline
+
+
+PRESETS = {name: load_policy(name) for name in ("qujiang-2023", "yuanzhou", "linfen")}
+SATURDAY = date(2026, 3, 7)
+
+
+@st.composite
+def person_days(draw: st.DrawFn) -> tuple[str, date, list[Interval], list[Interval], list[Punch], list[int], list[int], int]:
+    """A person's punches around a day (the evening before and the morning after too), shuffled; leave before
+    and after a change the adapter answers by starting over; batch sizes and clocks."""
+    preset = draw(st.sampled_from(sorted(PRESETS)))
+    day = draw(st.sampled_from((MONDAY, MONDAY, SATURDAY)))
+    base = datetime.combine(day, time(7), HALL_TZ)
+
+    def leave() -> list[Interval]:
+        return [Interval("c01", base + timedelta(minutes=a), base + timedelta(minutes=a + draw(st.integers(10, 400)))) for a in draw(st.lists(st.integers(0, 600), max_size=2))]
+
+    punches = [
+        Punch(base + timedelta(minutes=draw(minutes)), draw(st.sampled_from(("face", "face", "pin", "card", "makeup"))))
+        for _ in range(draw(st.integers(0, 14)))
+    ]
+    punches += [punches[i] for i in draw(st.lists(st.integers(0, len(punches) - 1), max_size=3))] if punches else []  # re-sent
+    punches = draw(st.permutations(punches))
+    batches = draw(st.lists(st.integers(1, 5), min_size=1, max_size=8))
+    clocks = sorted(draw(st.lists(minutes, min_size=len(batches), max_size=len(batches))))
+    return preset, day, leave(), leave(), punches, batches, clocks, draw(st.integers(0, len(batches)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(person_days())
+def test_attendance_held_per_punch_equals_the_full_evaluation_after_every_batch(feed: tuple[str, date, list[Interval], list[Interval], list[Punch], list[int], list[int], int]) -> None:
+    preset, day, leave, changed_leave, punches, batches, clocks, change_at = feed
+    policy = PRESETS[preset]
+    live = LiveDay(day, leave, policy, CALENDAR)
+    at = 0
+    for index, (size, clock) in enumerate(zip(batches, clocks, strict=True)):
+        if index == change_at:  # leave registered or withdrawn: the adapter starts the day over
+            leave = changed_leave
+            live = LiveDay(day, leave, policy, CALENDAR, punches[:at])
+        for punch in punches[at : at + size]:
+            live.add(punch)
+        at += size
+        until = datetime.combine(day, time(7), HALL_TZ) + timedelta(minutes=clock)
+        assert live.result(until) == evaluate_day(day, punches[:at], leave, policy, CALENDAR, until)
+        assert live.result() == evaluate_day(day, punches[:at], leave, policy, CALENDAR)

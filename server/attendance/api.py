@@ -8,6 +8,7 @@ user.  A window lead registers leave only for their own department's windows.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -16,7 +17,8 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from broker.timeutil import HALL_TZ
 from server.attendance.leave import LeaveEntry, LeaveRegister, RegisterError, parse_csv
-from server.attendance.service import AttendanceService, makeup_json, month_json
+from server.attendance.service import AttendanceService, day_json, makeup_json, month_json
+from server.attendance.today import TodayAttendance
 from server.config.hall import HallConfig
 from server.users.authority import Authority
 from server.rules.attendance import MakeUpRefused, MakeUpTransitionError
@@ -36,7 +38,7 @@ class Decision(BaseModel):
     note: str = Field(default="", max_length=200)
 
 
-def attendance_router(service: AttendanceService, authority: Authority) -> APIRouter:
+def attendance_router(service: AttendanceService, today: TodayAttendance, authority: Authority) -> APIRouter:
     router = APIRouter(prefix="/api/attendance", tags=["attendance"], dependencies=[Depends(authority.principal)])
     decider = Depends(authority.require("makeups.decide"))
     Year = Path(ge=2000, le=2099)
@@ -47,6 +49,21 @@ def attendance_router(service: AttendanceService, authority: Authority) -> APIRo
             return service.month(year, month)
         except CalendarGapError as exc:
             raise HTTPException(409, str(exc)) from None
+
+    @router.get("/today")
+    def get_today() -> dict[str, Any]:
+        """Today so far: head counts (应到/已到/迟到/未到) and each person's half-days (pending ones included)."""
+        try:
+            day, people = today.people()
+        except CalendarGapError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return {
+            "day": day.isoformat(),
+            "summary": today.summary(people),
+            "people": [
+                {"person_id": p.person, "name": p.name, "window": p.window, "progress": asdict(p.progress), "day": day_json(p.day)} for p in people
+            ],
+        }
 
     @router.get("/{year}/{month}")
     def get_month(year: int = Year, month: int = Month) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from server.attendance.sheet import SheetRow, attendance_xlsx
 from server.db import EventRow, LeaveRow, MakeUpRow, StaffRow
 from server.config.hall import HallConfig
 from server.rules.attendance import (
+    DayAttendance,
     MakeUpRequest,
     MonthAttendance,
     Punch,
@@ -152,17 +153,19 @@ def month_json(name: str, window: str, result: MonthAttendance) -> dict[str, Any
             "punches": dict(summary.punches),
             "escalations": [{"name": e.name, "count": e.count, "at_least": e.at_least, "absent_halfdays": e.absent_halfdays, "rule": e.rule, "source": e.source} for e in summary.escalations],
         },
-        "days": [
-            {
-                "day": d.day.isoformat(),
-                "working": d.working,
-                "halves": [
-                    {"session": h.session, "status": h.status, "late_s": h.late_s, "early_s": h.early_s, "clock_in": hall_iso(h.clock_in.at) if h.clock_in else None,
-                     "clock_out": hall_iso(h.clock_out.at) if h.clock_out else None, "rules": [list(r) for r in h.rules]}  # fmt: skip
-                    for h in d.halves
-                ],
-            }
-            for d in result.days
+        "days": [day_json(d) for d in result.days],
+    }
+
+
+def day_json(d: DayAttendance) -> dict[str, Any]:
+    """One person's day for the API: each half-day's status, minutes late or early, and the punches used."""
+    return {
+        "day": d.day.isoformat(),
+        "working": d.working,
+        "halves": [
+            {"session": h.session, "status": h.status, "late_s": h.late_s, "early_s": h.early_s, "clock_in": hall_iso(h.clock_in.at) if h.clock_in else None,
+             "clock_out": hall_iso(h.clock_out.at) if h.clock_out else None, "rules": [list(r) for r in h.rules]}  # fmt: skip
+            for h in d.halves
         ],
     }
 

@@ -351,21 +351,20 @@ def _slots(blocks: Sequence[Sequence[_Half]], policy: Policy, day_start: datetim
 
 
 def _pick(punches: Sequence[Punch], slot_in: _Slot, slot_out: _Slot) -> tuple[Punch | None, Punch | None]:
-    """The block's clock-in (earliest in its window) and clock-out (latest in its window).
-
-    Both can only be the same punch when it is the block's one punch and
-    lies in both windows (a short half-day, wide windows): it is then the
-    clock-in if it is at least as near the expected start as the expected end.
-    """
+    """The block's clock-in (earliest in its window) and clock-out (latest in its window)."""
     ins = [p for p in punches if slot_in.holds(p.at)]
     outs = [p for p in punches if slot_out.holds(p.at)]
-    clock_in = ins[0] if ins else None
-    clock_out = outs[-1] if outs else None
+    return resolve_pair(ins[0] if ins else None, outs[-1] if outs else None, slot_in, slot_out)
+
+
+def resolve_pair(clock_in: Punch | None, clock_out: Punch | None, slot_in: _Slot, slot_out: _Slot) -> tuple[Punch | None, Punch | None]:
+    """One punch cannot be both: when the earliest clock-in and the latest clock-out are the same
+    punch (the block's one punch, in both windows of a short half-day), it is the clock-in if it is
+    at least as near the expected start as the expected end."""
     if clock_in is not None and clock_out is not None and clock_in.at == clock_out.at:
         if abs(clock_in.at - slot_in.expected) <= abs(slot_out.expected - clock_in.at):
-            clock_out = None
-        else:
-            clock_in = None
+            return clock_in, None
+        return None, clock_out
     return clock_in, clock_out
 
 
@@ -479,6 +478,75 @@ def _judge_block(
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class DayPlan:
+    """What a person's day asks before any punch: its half-days (moved by leave), blocks and punch windows."""
+
+    day: date
+    working: bool
+    planned: tuple[_Half, ...]
+    blocks: tuple[tuple[_Half, ...], ...]
+    slots: tuple[_Slot, ...]
+    """Two per block: its clock-in window, then its clock-out window."""
+
+    def block_of(self, punch: Punch) -> int | None:
+        """The block a punch of this day counts for: the one whose window holding it has the nearest
+        expected time (windows of neighbouring blocks may overlap over a short lunch); None outside all."""
+        holding = [s for s in self.slots if s.holds(punch.at)]
+        if not holding:
+            return None
+        return min(holding, key=lambda s: (abs(punch.at - s.expected), s.expected)).block
+
+
+def plan_day(day: date, leaves: Iterable[Interval], policy: Policy, calendar: WorkCalendar) -> DayPlan:
+    """The half-days, blocks and windows of ``day`` for a person with ``leaves`` (raises CalendarGapError)."""
+    sessions = sorted(policy.schedule.sessions, key=lambda s: s.start)
+    if not is_attendance_day(day, policy, calendar):
+        return DayPlan(day, False, tuple(_plan_half(s, day, []) for s in sessions), (), ())
+    leave = _merged((_aware(i.start, "leave start"), _aware(i.end, "leave end")) for i in leaves)
+    planned = [_plan_half(s, day, leave) for s in sessions]
+    blocks = _blocks(planned, policy.attendance.punches == "per_day")
+    slots = _slots(blocks, policy, datetime.combine(day, time(), HALL_TZ))
+    return DayPlan(day, True, tuple(planned), tuple(tuple(b) for b in blocks), tuple(slots))
+
+
+def punch_order(punch: Punch) -> tuple[datetime, str]:
+    """The order punches are read in: by time, then method (so equal inputs give equal days in any order)."""
+    return (punch.at, punch.method)
+
+
+def judge_day(
+    plan: DayPlan, picks: Sequence[tuple[Punch | None, Punch | None]], ignored: Sequence[Punch], policy: Policy, calendar: WorkCalendar, until: datetime | None
+) -> DayAttendance:
+    """The day's result from each block's chosen clock-in and clock-out (``picks``, one pair per block)."""
+    day = plan.day
+    if not plan.working:
+        rule = _cite(policy, "schedule.working_days_only")
+        facts = (("calendar", calendar.name(day) or day.strftime("%A")),)
+        halves = tuple(HalfDay(day, h.session.name, h.start, h.end, "non_working", rules=(rule,), facts=facts) for h in plan.planned)
+        return DayAttendance(day, False, halves)
+    judged: dict[datetime, HalfDay] = {}
+    for index, block in enumerate(plan.blocks):
+        slot_out = plan.slots[2 * index + 1]
+        if until is not None and _aware(until, "until") < slot_out.high:
+            for half in block:
+                judged[half.start] = HalfDay(
+                    day, half.session.name, half.start, half.end, "pending",
+                    facts=(_session_fact(half), *_leave_facts(half), ("pending", f"clock-out window open until {_hms(slot_out.high)}")),
+                )
+            continue
+        clock_in, clock_out = picks[index]
+        for result in _judge_block(block, clock_in, clock_out, policy, day):
+            judged[result.start] = result
+    for half in plan.planned:
+        if half.on_leave:
+            judged[half.start] = HalfDay(
+                day, half.session.name, half.start, half.end, "on_leave", rules=(LEAVE_RULE,),
+                facts=(_session_fact(half), *_leave_facts(half)),
+            )
+    return DayAttendance(day, True, tuple(judged[h.start] for h in plan.planned), tuple(ignored))
+
+
 def evaluate_day(
     day: date,
     punches: Iterable[Punch],
@@ -495,56 +563,20 @@ def evaluate_day(
     allowed).  ``until``: how far the day has got; a block whose clock-out
     window is still open then is ``pending``.  None: the day is over.
     """
-    sessions = sorted(policy.schedule.sessions, key=lambda s: s.start)
-    day_start = datetime.combine(day, time(), HALL_TZ)
-    if not is_attendance_day(day, policy, calendar):
-        rule = _cite(policy, "schedule.working_days_only")
-        facts = (("calendar", calendar.name(day) or day.strftime("%A")),)
-        halves = tuple(
-            HalfDay(day, s.name, datetime.combine(day, s.start, HALL_TZ), datetime.combine(day, s.end, HALL_TZ),
-                    "non_working", rules=(rule,), facts=facts)
-            for s in sessions
-        )
-        return DayAttendance(day, False, halves)
-
-    leave = _merged((_aware(i.start, "leave start"), _aware(i.end, "leave end")) for i in leaves)
-    planned = [_plan_half(s, day, leave) for s in sessions]
-    blocks = _blocks(planned, policy.attendance.punches == "per_day")
-    slots = _slots(blocks, policy, day_start)
-
-    todays = sorted((replace(p, at=_aware(p.at, "punch time")) for p in punches), key=lambda p: (p.at, p.method))
-    todays = [p for p in todays if p.at.date() == day]
-    by_block: list[list[Punch]] = [[] for _ in blocks]
+    plan = plan_day(day, leaves, policy, calendar)
+    if not plan.working:
+        return judge_day(plan, [], [], policy, calendar, until)
+    todays = sorted((replace(p, at=_aware(p.at, "punch time")) for p in punches), key=punch_order)
+    by_block: list[list[Punch]] = [[] for _ in plan.blocks]
     ignored: list[Punch] = []
-    for punch in todays:
-        holding = [s for s in slots if s.holds(punch.at)]
-        if not holding:
+    for punch in (p for p in todays if p.at.date() == day):
+        block = plan.block_of(punch)
+        if block is None:
             ignored.append(punch)
-            continue
-        # Windows of neighbouring blocks may overlap (per_half_day over a short lunch): nearest expected time wins.
-        nearest = min(holding, key=lambda s: (abs(punch.at - s.expected), s.expected))
-        by_block[nearest.block].append(punch)
-
-    judged: dict[datetime, HalfDay] = {}
-    for index, block in enumerate(blocks):
-        slot_in, slot_out = slots[2 * index], slots[2 * index + 1]
-        if until is not None and _aware(until, "until") < slot_out.high:
-            for half in block:
-                judged[half.start] = HalfDay(
-                    day, half.session.name, half.start, half.end, "pending",
-                    facts=(_session_fact(half), *_leave_facts(half), ("pending", f"clock-out window open until {_hms(slot_out.high)}")),
-                )
-            continue
-        clock_in, clock_out = _pick(by_block[index], slot_in, slot_out)
-        for result in _judge_block(block, clock_in, clock_out, policy, day):
-            judged[result.start] = result
-    for half in planned:
-        if half.on_leave:
-            judged[half.start] = HalfDay(
-                day, half.session.name, half.start, half.end, "on_leave", rules=(LEAVE_RULE,),
-                facts=(_session_fact(half), *_leave_facts(half)),
-            )
-    return DayAttendance(day, True, tuple(judged[h.start] for h in planned), tuple(ignored))
+        else:
+            by_block[block].append(punch)
+    picks = [_pick(by_block[i], plan.slots[2 * i], plan.slots[2 * i + 1]) for i in range(len(plan.blocks))]
+    return judge_day(plan, picks, ignored, policy, calendar, until)
 
 
 # --------------------------------------------------------------------------

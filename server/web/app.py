@@ -24,6 +24,7 @@ from broker.timeutil import Clock, shanghai_now
 from server.attendance.api import attendance_router, leave_router
 from server.attendance.leave import LeaveRegister
 from server.attendance.service import AttendanceService
+from server.attendance.today import TodayAttendance
 from server.config.calendar import load_calendar
 from server.config.hall import HallConfig, load_hall
 from server.config.policy import load_policy
@@ -97,6 +98,8 @@ class Services:
     calendar: WorkCalendar
     supervisor: Supervisor
     ratings: RatingsService
+    attendance: AttendanceService
+    today: TodayAttendance
     patrols: PatrolService
     publisher: GalleryPublisher
     faces: FaceService | None
@@ -126,6 +129,8 @@ def build_services(settings: ServerSettings, hall: HallConfig, clock: Clock) -> 
     calendar = load_calendar(hall.calendars)
     supervisor = Supervisor(engine, hall, policy, calendar, clock)
     ratings = RatingsService(engine, hall, policy, calendar, clock, supervisor.load_days)
+    attendance = AttendanceService(engine, hall, policy, calendar, clock)
+    today = TodayAttendance(attendance)
     hub = Hub()
     patrols = PatrolService(engine, hall, policy, calendar, clock)
     publisher = GalleryPublisher(
@@ -146,12 +151,12 @@ def build_services(settings: ServerSettings, hall: HallConfig, clock: Clock) -> 
         settings.broker,
         lambda changes: hub.publish(change_messages(changes, store.device_statuses, ingestor.counters.as_dict)),
         supervisor=supervisor,
-        followers=[ratings.follow, *([sink.follow] if sink else [])],  # the sink after ratings: their alerts are exported too
+        followers=[ratings.follow, today.follow, *([sink.follow] if sink else [])],  # the sink after ratings: their alerts are exported too
         periodic=periodic,
     )
     authority = Authority(UserStore(engine, settings.session_policy), admin_token(settings.admin_token_file))
     return Services(
-        settings, hall, clock, engine, store, policy, calendar, supervisor, ratings, patrols,
+        settings, hall, clock, engine, store, policy, calendar, supervisor, ratings, attendance, today, patrols,
         publisher, faces, evidence, sink, ingestor, hub, authority, AuditLog(engine),
     )
 
@@ -215,7 +220,7 @@ def _routers(s: Services) -> list[APIRouter]:
         patrol_router(s.patrols, authority),
         ratings_router(s.ratings, authority),
         review_router(s.engine, hall, s.policy, s.calendar, s.clock, authority.principal),
-        attendance_router(AttendanceService(s.engine, hall, s.policy, s.calendar, s.clock), authority),
+        attendance_router(s.attendance, s.today, authority),
         gallery_router(s.publisher, s.settings.passwd_file),
         evidence_router(s.evidence, hall.hall.id, s.store.registry, s.settings.passwd_file, authority, s.send_command),
         faces_router(lambda: faces.registry if faces else None, authority, faces.rebuild if faces else lambda: {}),

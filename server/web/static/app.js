@@ -890,36 +890,19 @@
   var TODAY_REFRESH_MS = 60000;
   var today = null;   // {day, punched, expected, late, rated, satisfaction_rate, bad} once loaded
 
-  // From one month of attendance: who punched today, who was expected (a working half-day not on leave), late half-days.
-  function attendanceToday(people, day) {
-    var out = { punched: 0, expected: 0, late: 0 };
-    (people || []).forEach(function (p) {
-      (p.days || []).forEach(function (d) {
-        if (d.day !== day || !d.working) return;
-        var halves = d.halves || [];
-        var expected = halves.some(function (h) { return h.status !== "on_leave" && h.status !== "non_working"; });
-        if (expected) out.expected++;
-        if (halves.some(function (h) { return h.clock_in || h.clock_out; })) out.punched++;
-        halves.forEach(function (h) { if (h.status === "late" || h.status === "late_and_early_leave") out.late++; });
-      });
-    });
-    return out;
-  }
-
   function refreshToday() {
     var day = hallDay();
     if (!day || !me) return;
-    var parts = day.split("-");
     Promise.all([
-      getJSON("/api/attendance/" + Number(parts[0]) + "/" + Number(parts[1])).catch(function () { return null; }),
+      getJSON("/api/attendance/today").catch(function () { return null; }),
       getJSON("/api/ratings/stats?by=window&period=day&from=" + day + "&to=" + day).catch(function () { return null; })
     ]).then(function (r) {
-      var att = r[0] ? attendanceToday(r[0], day) : null;
+      var att = r[0] ? r[0].summary : null;  // 应到/已到/迟到 as the server holds them (its today)
       var totals = r[1] && r[1].totals ? r[1].totals : null;
       today = {
         day: day,
         failed: !att || !totals,
-        punched: att ? att.punched : null,
+        punched: att ? att.arrived : null,
         expected: att ? att.expected : null,
         late: att ? att.late : null,
         rated: totals ? totals.rated : null,
