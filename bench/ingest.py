@@ -480,13 +480,13 @@ class WsListener:
                     self.close_reason = str(exc)
                 return
             now = time.monotonic()
-            self.messages += 1
-            message = json.loads(raw)
-            if message.get("kind") == "event":
-                self.events += 1
-                self.arrivals.setdefault(message["event"]["msg_id"], now)
-            elif message.get("kind") == "stats":
-                self.batches += 1
+            for message in json.loads(raw):  # a frame: one batch's messages
+                self.messages += 1
+                if message.get("kind") == "event":
+                    self.events += 1
+                    self.arrivals.setdefault(message["event"]["msg_id"], now)
+                elif message.get("kind") == "stats":
+                    self.batches += 1
 
     def close(self) -> None:
         self._stop.set()
@@ -796,6 +796,9 @@ def run(args: argparse.Namespace, results: Results, cleanup: contextlib.ExitStac
     steal = machine1[1] - machine0[1]
     stored = last_stats["accepted"] - stats0["accepted"]
     server_rate = stored / (t_end - t0)
+    settle = time.monotonic() + 5  # the last batch's frame may still be on its way to the page
+    while ws.events - ws_events0 < stored and time.monotonic() < settle:
+        time.sleep(0.05)
     ws_events = ws.events - ws_events0
     ws_batches = ws.batches - ws_batches0
     sustained_wall = t_end - t0

@@ -51,9 +51,8 @@ def test_demo_page_answers_and_windows_change_state(tmp_path: Path) -> None:
             async with websockets.connect(f"ws://127.0.0.1:{port}/ws", additional_headers=cookie) as socket:
                 deadline = time.monotonic() + 90
                 while time.monotonic() < deadline and not {"staffed", "vacant"} <= {w["state"] for w in seen}:
-                    message = json.loads(await asyncio.wait_for(socket.recv(), 30))
-                    if message["kind"] == "window":
-                        seen.append(message["window"])
+                    frame = json.loads(await asyncio.wait_for(socket.recv(), 30))
+                    seen += [message["window"] for message in frame if message["kind"] == "window"]
             return seen
 
         pushed = asyncio.run(window_pushes())

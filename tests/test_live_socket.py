@@ -44,7 +44,7 @@ def served(tmp_path: Path) -> Iterator[tuple[AppServer, dict[str, str]]]:
 def _quiet_page(server: AppServer, cookie: dict[str, str]) -> ClientConnection:
     """A logged-in page that has had the server's first sweep (every window, then the counters); the hall is quiet after it."""
     page = connect(f"ws://127.0.0.1:{server.port}/ws", additional_headers=cookie, open_timeout=10)
-    while json.loads(page.recv(timeout=30))["kind"] != "stats":
+    while json.loads(page.recv(timeout=30))[-1]["kind"] != "stats":  # a batch's frame ends with the counters
         pass
     return page
 

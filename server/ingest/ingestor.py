@@ -76,7 +76,7 @@ class Ingestor:
         supervisor: Supervisor | None = None,
         followers: list[Callable[[Changes, bool], None]] | None = None,
         periodic: list[Callable[[], object]] | None = None,
-        batch_max: int = 500,
+        batch_max: int = 2000,
         sweep_s: float = 2.0,
     ) -> None:
         self.store = store

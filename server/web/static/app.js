@@ -2227,7 +2227,7 @@
       if (socket !== ws) return;
       var msg;
       try { msg = JSON.parse(e.data); } catch (err) { return; }
-      handleMessage(msg);
+      (Array.isArray(msg) ? msg : [msg]).forEach(handleMessage);  // a frame is one batch's messages
     };
     ws.onclose = function () {
       if (socket !== ws) return;
