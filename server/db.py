@@ -101,6 +101,7 @@ class EventRow(Base):
     __table_args__ = (
         UniqueConstraint("device_id", "boot", "seq", name="uq_events_device_boot_seq"),
         Index("ix_events_window_day", "window_id", "repeat", "event_time"),
+        Index("ix_events_type_time", "type", "event_time"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     msg_id: Mapped[str] = mapped_column(String(36), unique=True)
@@ -108,9 +109,9 @@ class EventRow(Base):
     device_id: Mapped[str] = mapped_column(String(64))
     boot: Mapped[int] = mapped_column(Integer)
     seq: Mapped[int] = mapped_column(Integer)
-    type: Mapped[str] = mapped_column(String(32), index=True)
-    window_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    event_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    window_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     received_time: Mapped[datetime] = mapped_column(UTCDateTime)
     historical: Mapped[bool] = mapped_column(Boolean)

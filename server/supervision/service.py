@@ -88,7 +88,7 @@ taken out by the database (~1 µs a row in SQLite), not decoded from JSON into
 a dict per row in Python (a fifth of a day's load)."""
 _WINDOW_EVENT = func.coalesce(EventRow.type, "").in_(WINDOW_EVENT_TYPES)
 """The row is a supervision event.  Tested on an expression (``type`` is never
-NULL): SQLite tests ``IN`` on a column that has an index (``ix_events_type``)
+NULL): SQLite tests ``IN`` on a column that leads an index (``ix_events_type_time``)
 with a b-tree probe per row, which cost more than fetching the row."""
 _DAY_EVENTS = select(*_EVENT_COLUMNS).where(
     EventRow.window_id.in_(bindparam("windows", expanding=True)),
