@@ -169,6 +169,7 @@ class MakeUpRow(Base):
 
     __tablename__ = "makeup_requests"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hall_id: Mapped[str] = mapped_column(String(64), index=True, default="", server_default="")
     person_id: Mapped[str] = mapped_column(String(64), index=True)
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     reason: Mapped[str] = mapped_column(String(200))
@@ -185,6 +186,7 @@ class RejectionRow(Base):
 
     __tablename__ = "rejections"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hall_id: Mapped[str] = mapped_column(String(64), index=True, default="", server_default="")
     received_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     topic: Mapped[str] = mapped_column(String(300))
     device_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -208,6 +210,7 @@ class EvidenceRow(Base):
 
     __tablename__ = "evidence"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hall_id: Mapped[str] = mapped_column(String(64), index=True, default="", server_default="")
     device_id: Mapped[str] = mapped_column(String(64), index=True)
     window_id: Mapped[str] = mapped_column(String(64), index=True)
     taken_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
@@ -222,6 +225,7 @@ class LeaveRow(Base):
 
     __tablename__ = "leaves"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hall_id: Mapped[str] = mapped_column(String(64), index=True, default="", server_default="")
     kind: Mapped[str] = mapped_column(String(16))  # leave | outing | substitute
     person_id: Mapped[str] = mapped_column(String(64), index=True)
     window_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -236,6 +240,7 @@ class AlertRow(Base):
     __tablename__ = "alerts"
     __table_args__ = (UniqueConstraint("window_id", "type", "raised_at", name="uq_alerts_episode"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hall_id: Mapped[str] = mapped_column(String(64), index=True, default="", server_default="")
     window_id: Mapped[str] = mapped_column(String(64), index=True)
     type: Mapped[str] = mapped_column(String(32))
     severity: Mapped[str] = mapped_column(String(16))
@@ -262,6 +267,7 @@ class RatingRow(Base):
 
     __tablename__ = "ratings"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hall_id: Mapped[str] = mapped_column(String(64), index=True, default="", server_default="")
     msg_id: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True)
     """The event it came from (None for a default rating)."""
     origin: Mapped[str] = mapped_column(String(8))
@@ -286,6 +292,7 @@ class RatingKeyRow(Base):
 
     __tablename__ = "rating_keys"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hall_id: Mapped[str] = mapped_column(String(64), index=True, default="", server_default="")
     key: Mapped[str] = mapped_column(String(160), index=True)
     rating_id: Mapped[int] = mapped_column(ForeignKey("ratings.id"), index=True)
 
@@ -297,8 +304,9 @@ class TicketRow(Base):
     """
 
     __tablename__ = "tickets"
-    __table_args__ = (UniqueConstraint("day", "ticket", name="uq_tickets_day_ticket"),)
+    __table_args__ = (UniqueConstraint("hall_id", "day", "ticket", name="uq_tickets_hall_day_ticket"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hall_id: Mapped[str] = mapped_column(String(64), index=True, default="", server_default="")
     day: Mapped[date] = mapped_column(Date, index=True)
     ticket: Mapped[str] = mapped_column(String(64))
     window_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -326,6 +334,7 @@ class WorkOrderRow(Base):
 
     __tablename__ = "work_orders"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hall_id: Mapped[str] = mapped_column(String(64), index=True, default="", server_default="")
     rating_id: Mapped[int] = mapped_column(ForeignKey("ratings.id"), unique=True)
     window_id: Mapped[str] = mapped_column(String(64), index=True)
     clerk_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -348,6 +357,8 @@ class UserRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     department: Mapped[str | None] = mapped_column(String(100), nullable=True)
     """A window lead's department (the hall file's spelling); None for the other roles."""
+    hall_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The user's scope: one hall, or None for the whole district (district 督查科, leadership)."""
     password_hash: Mapped[str] = mapped_column(String(255))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -369,6 +380,7 @@ class AuditRow(Base):
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hall_id: Mapped[str] = mapped_column(String(64), index=True, default="", server_default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     actor: Mapped[str] = mapped_column(String(64), index=True)
     role: Mapped[str] = mapped_column(String(16))

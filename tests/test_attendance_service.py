@@ -84,7 +84,7 @@ def test_a_month_from_stored_punches_and_leave(hall) -> None:  # type: ignore[no
     punch("c02", at(2, 8, 20, 1))  # one second late
     punch("c02", at(2, 17, 0), method="pin")
     with Session(engine) as session, session.begin():
-        session.add(LeaveRow(kind="leave", person_id="c04", window_id="w04", start=at(2, 0, 0), end=at(3, 0, 0), note="病假"))
+        session.add(LeaveRow(hall_id="demo", kind="leave", person_id="c04", window_id="w04", start=at(2, 0, 0), end=at(3, 0, 0), note="病假"))
     clock.now = at(3, 7, 0)  # 003 sets no punch window: a day's clock-out stays open until midnight
     month = client.get("/api/attendance/2026/3").json()
     assert {p["person_id"] for p in month} >= {"c01", "c02", "c03", "c04", "c05", "c13"}
@@ -112,7 +112,7 @@ def test_today_counts_arrivals_and_lateness_while_the_day_is_still_pending(hall)
     punch("c03", at(2, 8, 19))  # after the day was first read: comes in through the ingest follower
     punch("c03", at(2, 8, 19))  # the terminal re-sent it (a new msg_id): the same punch, still one arrival
     with Session(engine) as session, session.begin():
-        session.add(LeaveRow(kind="leave", person_id="c04", window_id="w04", start=at(2, 0, 0), end=at(3, 0, 0), note="病假"))
+        session.add(LeaveRow(hall_id="demo", kind="leave", person_id="c04", window_id="w04", start=at(2, 0, 0), end=at(3, 0, 0), note="病假"))
     clock.now = at(2, 17, 30)  # the clock-in window has closed: who has not come is absent so far
     second = client.get("/api/attendance/today").json()["summary"]
     assert second == {"expected": first["summary"]["expected"] - 1, "arrived": 3, "late": 1, "absent": first["summary"]["expected"] - 4}

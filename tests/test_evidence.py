@@ -398,7 +398,7 @@ def test_an_empty_admin_token_file_does_not_open_viewing_to_everyone(engine: Eng
 
 
 def _keep(store: EvidenceStore, evidence_id: str, age: timedelta) -> None:
-    assert store.add(evidence_id, "cam-01", "w01", store.clock() - age, "vacancy", _picture(len(evidence_id)))
+    assert store.add(evidence_id, "cam-01", "w01", store.clock() - age, "vacancy", _picture(len(evidence_id)), "demo")
 
 
 def _ids(store: EvidenceStore) -> list[str]:

@@ -21,20 +21,32 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from test_supervisor import HALL, Hall
 
-from broker.protocol import RatingBody, SeatBody, TicketBody
+from broker.protocol import DeviceStatus, RatingBody, SeatBody, TicketBody, device_topic, encode, make_event
 from broker.timeutil import HALL_TZ
+from server.config.hall import HallConfig
 from server.users.authority import Authority
 from server.users.accounts import UserStore
 from users import session_headers, sign_in
-from server.db import Base, RatingRow, WorkOrderRow
+from server.db import AlertRow, Base, RatingKeyRow, RatingRow, TicketRow, WorkOrderRow
 from server.ratings.api import ratings_router
-from server.ratings.service import RatingsService
+from server.ratings.service import NotFound, RatingsService
+from server.ratings.signals import SIGNAL_TYPES
 from server.ratings.sheet import ORDERS_SHEET_COLUMNS, stats_columns
 from server.ingest.batch import Changes, Inbound
 from server.ingest.validation import check_message
+from server.supervision.service import Supervisor
 
 TUESDAY = date(2026, 3, 3)
 SEP30 = date(2026, 9, 30)
+EAST = HALL.model_copy(
+    update={
+        "hall": HALL.hall.model_copy(update={"id": "east", "name": "东区政务服务大厅"}),
+        "windows": [w.model_copy(update={"id": "e" + w.id[1:]}) for w in HALL.windows],
+        "devices": [d.model_copy(update={"id": "e" + d.id, "windows": ["e" + w[1:] for w in d.windows]}) for d in HALL.devices],
+    }
+)
+"""A second hall of the district, the demo hall's model: window and device ids of its own (unique across the
+district), queue tickets numbered as in every hall (A001...)."""
 
 
 def at(day: date, hh: int = 10, mm: int = 0, ss: int = 0) -> datetime:
@@ -44,14 +56,32 @@ def at(day: date, hh: int = 10, mm: int = 0, ss: int = 0) -> datetime:
 class RatedHall(Hall):
     """The demo hall's store, supervisor and ratings service over one database, on a hand-moved clock."""
 
+    config: HallConfig = HALL
+
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.start_ratings()
 
     def start_ratings(self) -> None:
         """(Re)start the ratings service, as a server start does."""
-        self.ratings = RatingsService(self.engine, HALL, self.policy, self.supervisor.calendar, self.clock, self.supervisor.load_days)
+        self.ratings = RatingsService(self.engine, self.config, self.policy, self.supervisor.calendar, self.clock, self.supervisor.load_days)
         self.pushed: list[dict] = []
+
+    def event(self, device: str, body, at: datetime, historical: bool = False) -> tuple[str, bytes]:  # type: ignore[no-untyped-def]
+        """A new event of this hall's device: its topic and payload (next seq)."""
+        self.seq += 1
+        hall_id = self.config.hall.id
+        event = make_event(hall_id=hall_id, device_id=device, boot=1, seq=self.seq, event_time=at, body=body).model_copy(update={"historical": historical})
+        return device_topic(hall_id, device, "evt", event.type), encode(event)
+
+    def birth(self, device: str, kind: str, state: str = "online") -> None:
+        hall_id = self.config.hall.id
+        status = DeviceStatus(hall_id=hall_id, device_id=device, kind=kind, boot=1, state=state, time=self.clock(), heartbeat_s=10, software="t")  # type: ignore[arg-type]
+        self.ingest([(device_topic(hall_id, device, "status"), encode(status))])
+
+    def device(self, kind: str, window: str) -> str:
+        """The hall's device of ``kind`` serving ``window`` (its evaluator, its queue gateway)."""
+        return next(d.id for d in self.config.devices if d.kind == kind and window in d.windows)
 
     def empty(self) -> None:
         """Forget every event, rating and alert, and start the service again (a new hall on the same database)."""
@@ -69,12 +99,11 @@ class RatedHall(Hall):
 
     def rate(self, when: datetime, level: int, ticket: str | None = "B0001", window: str = "w02", clerk: str | None = "c02", cases: list[str] | None = None, historical: bool = False) -> None:
         self.clock.now = max(self.clock.now, when)
-        device = "ev-" + window[1:]
-        self.send(device, RatingBody(window_id=window, level=level, clerk_id=clerk, ticket=ticket, cases=cases or []), when, historical)
+        self.send(self.device("evaluator", window), RatingBody(window_id=window, level=level, clerk_id=clerk, ticket=ticket, cases=cases or []), when, historical)
 
     def ticket(self, when: datetime, ticket: str, state: str, window: str = "w02", cases: list[str] | None = None) -> None:
         self.clock.now = max(self.clock.now, when)
-        self.send("qg-01", TicketBody(window_id=window, ticket=ticket, state=state, clerk_id="c02", cases=cases or []), when)  # type: ignore[arg-type]
+        self.send(self.device("queue_gateway", window), TicketBody(window_id=window, ticket=ticket, state=state, clerk_id="c02", cases=cases or []), when)  # type: ignore[arg-type]
 
     def sweep(self, when: datetime) -> list[dict]:
         """One ingest sweep at ``when``: the alert changes it pushes."""
@@ -87,6 +116,19 @@ class RatedHall(Hall):
     def feed(self, type_: str) -> list[dict]:
         """The hall's alert feed (GET /api/alerts), alerts of one type."""
         return [a for a in self.supervisor.alerts(active_only=False, limit=100) if a["type"] == type_]
+
+
+class EastHall(RatedHall):
+    """The second hall (:data:`EAST`) on the demo hall's database and clock: its own supervisor, ratings service and ingest writer."""
+
+    config = EAST
+
+    def __init__(self, demo: RatedHall) -> None:
+        self.engine, self.clock, self.store, self.policy = demo.engine, demo.clock, demo.store, demo.policy
+        self.store.seed(EAST)
+        self.supervisor = Supervisor(self.engine, EAST, self.policy, demo.supervisor.calendar, self.clock)
+        self.seq = 0  # its devices are its own: their (device, boot, seq) never meet the demo hall's
+        self.start_ratings()
 
 
 @pytest.fixture
@@ -367,3 +409,64 @@ def test_arrival_order_does_not_change_the_statistics(db_url: str) -> None:
     assert forward_orders == [("assigned", 2, "B2")]
     # Backwards, B1's second press came first and opened an order, withdrawn when the first press arrived.
     assert backward_orders == [("assigned", 2, "B2"), ("withdrawn", 1, "B1")]
+
+
+def test_two_halls_on_one_database_never_see_each_others_ratings_tickets_or_work_orders(hall: RatedHall) -> None:
+    """Both halls' queue systems number A001, A007...: each hall's transactions, orders and alerts are its own."""
+    east = EastHall(hall)
+    hall.clock.now = at(TUESDAY, 7, 50)
+    hall.birth("qg-01", "queue_gateway")
+    east.birth("eqg-01", "queue_gateway")
+    hall.ticket(at(TUESDAY, 9, 30), "A007", "called")
+    hall.ticket(at(TUESDAY, 9, 40), "A007", "finished")  # left unrated in the demo hall: its default falls due
+    hall.ticket(at(TUESDAY, 9, 50), "A001", "called")
+    hall.ticket(at(TUESDAY, 9, 58), "A001", "finished")
+    hall.rate(at(TUESDAY, 10), 5, ticket="A001")
+    east.ticket(at(TUESDAY, 10), "A001", "called", window="e02")
+    east.ticket(at(TUESDAY, 10, 4), "A001", "finished", window="e02")
+    east.rate(at(TUESDAY, 10, 5), 1, ticket="A001", window="e02")  # the same number, another transaction: a 差评 that counts
+    east.ticket(at(TUESDAY, 10, 6), "A002", "called", window="e02")
+    east.ticket(at(TUESDAY, 10, 9), "A002", "finished", window="e02")  # left unrated in east: its default is east's
+    hall.rate(at(TUESDAY, 10, 10), 1, ticket="A001")  # a second press in the demo hall: a duplicate there (一事一评)
+    east.rate(at(TUESDAY, 10, 20), 5, ticket="A007", window="e02")  # a number east never called (the demo hall did)
+    after_wait = at(TUESDAY, 10, 20) + timedelta(seconds=hall.policy.ratings.ticket_wait_s + 60)
+    hall.sweep(after_wait)
+    east.sweep(after_wait)
+
+    day = {"start": TUESDAY, "end": TUESDAY, "window": None, "clerk": None, "origin": None, "counted": None, "signal": None, "limit": 100}
+    assert sorted((r.window_id, r.ticket, r.level, r.duplicate_of is None) for r, _ in hall.ratings.ratings(**day)) == [("w02", "A001", 1, False), ("w02", "A001", 5, True)]
+    assert sorted((r.window_id, r.ticket, r.level, r.duplicate_of is None) for r, _ in east.ratings.ratings(**day)) == [("e02", "A001", 1, True), ("e02", "A007", 5, True)]
+    [demo_row] = hall.ratings.stats("window", "day", TUESDAY, TUESDAY).rows
+    assert (demo_row.key, demo_row.rated, demo_row.duplicates, demo_row.bad, demo_row.work_orders) == ("w02", 1, 1, 0, 0)
+    [east_row] = east.ratings.stats("window", "day", TUESDAY, TUESDAY).rows
+    assert (east_row.key, east_row.rated, east_row.duplicates, east_row.bad, east_row.work_orders) == ("e02", 2, 0, 1, 1)
+    assert hall.ratings.orders(None, None, False, 10) == [] and hall.ratings.orders_between(TUESDAY, TUESDAY) == []
+    [(order, rating)] = east.ratings.orders(None, None, False, 10)
+    assert (order.window, order.status, rating.ticket) == ("e02", "assigned", "A001")
+    assert [o.id for o, _ in east.ratings.orders_between(TUESDAY, TUESDAY)] == [order.id]
+    with pytest.raises(NotFound):
+        hall.ratings.get_order(order.id)  # the demo hall's API cannot read or step east's order
+    assert [(a["type"], a["window_id"]) for a in east.pushed] == [("rating_no_ticket", "e02")]
+    assert hall.pushed == []
+
+    assert order.callback_due is not None
+    due = datetime.combine(order.callback_due + timedelta(days=1), time.min, HALL_TZ) + timedelta(minutes=1)
+    assert hall.sweep(due) == []
+    assert [(a["type"], a["window_id"]) for a in east.sweep(due) if a["state"] == "active"] == [("work_order_overdue", "e02")]
+    defaults = {**day, "origin": "default"}
+    assert [(r.window_id, r.ticket) for r, _ in hall.ratings.ratings(**defaults)] == [("w02", "A007")], "east's rating of its A007 is not the demo hall's"
+    assert [(r.window_id, r.ticket) for r, _ in east.ratings.ratings(**defaults)] == [("e02", "A002")]
+    assert [(a["type"], a["window_id"]) for a in east.feed("work_order_overdue") + east.feed("rating_no_ticket")] == [("work_order_overdue", "e02"), ("rating_no_ticket", "e02")]
+    assert hall.feed("work_order_overdue") + hall.feed("rating_no_ticket") == [], "the demo hall's alert feed shows none of east's"
+
+    hall_of = {w.id: HALL.hall.id for w in HALL.windows} | {w.id: EAST.hall.id for w in EAST.windows}
+    ratings_alerts = AlertRow.type.in_((*SIGNAL_TYPES, "rating_never_below", "work_order_overdue"))
+    with Session(hall.engine) as session:
+        for model, where in ((RatingRow, True), (TicketRow, True), (WorkOrderRow, True), (AlertRow, ratings_alerts)):
+            stored = session.execute(select(model.window_id, model.hall_id).where(where)).all()
+            assert stored and all(hall_id == hall_of[window_id] for window_id, hall_id in stored), model.__tablename__
+        assert sorted(session.execute(select(TicketRow.hall_id, TicketRow.ticket, TicketRow.window_id)).all()) == [
+            ("demo", "A001", "w02"), ("demo", "A007", "w02"), ("east", "A001", "e02"), ("east", "A002", "e02")
+        ]  # fmt: skip
+        keys = session.execute(select(RatingKeyRow.hall_id, RatingRow.hall_id).join(RatingRow, RatingRow.id == RatingKeyRow.rating_id)).all()
+        assert keys and all(key_hall == rating_hall for key_hall, rating_hall in keys)

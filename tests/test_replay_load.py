@@ -74,9 +74,9 @@ def stored(db_url: str) -> StoredHall:
     hall.status("cam-01", "window_camera", "online", MONDAY + timedelta(hours=2, minutes=5))
     hall.send("cam-01", seat("w02", "vacant"), MONDAY + timedelta(days=1))  # tomorrow: not this day
     with Session(hall.engine) as session, session.begin():
-        session.add(LeaveRow(kind="leave", person_id="c02", window_id="w02", start=MONDAY - timedelta(hours=2), end=MONDAY + timedelta(hours=8)))
-        session.add(LeaveRow(kind="substitute", person_id="c13", window_id="w02", start=MONDAY - timedelta(hours=2), end=MONDAY + timedelta(hours=8)))
-        session.add(LeaveRow(kind="leave", person_id="c04", window_id="w04", start=SUNDAY - timedelta(hours=2), end=SUNDAY + timedelta(hours=8)))
+        session.add(LeaveRow(hall_id="demo", kind="leave", person_id="c02", window_id="w02", start=MONDAY - timedelta(hours=2), end=MONDAY + timedelta(hours=8)))
+        session.add(LeaveRow(hall_id="demo", kind="substitute", person_id="c13", window_id="w02", start=MONDAY - timedelta(hours=2), end=MONDAY + timedelta(hours=8)))
+        session.add(LeaveRow(hall_id="demo", kind="leave", person_id="c04", window_id="w04", start=SUNDAY - timedelta(hours=2), end=SUNDAY + timedelta(hours=8)))
     return hall
 
 

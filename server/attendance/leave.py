@@ -111,14 +111,14 @@ class LeaveRegister:
         if problems:
             raise RegisterError(problems)
         with Session(self.engine) as session, session.begin():
-            rows = [LeaveRow(**e.model_dump()) for e in entries]
+            rows = [LeaveRow(hall_id=self.hall.hall.id, **e.model_dump()) for e in entries]
             session.add_all(rows)
             session.flush()
             return [r.id for r in rows]
 
     def between(self, start: datetime, end: datetime) -> list[dict[str, object]]:
         with Session(self.engine) as session:
-            rows = session.scalars(select(LeaveRow).where(LeaveRow.start < end, LeaveRow.end > start).order_by(LeaveRow.start, LeaveRow.id))
+            rows = session.scalars(select(LeaveRow).where(LeaveRow.hall_id == self.hall.hall.id, LeaveRow.start < end, LeaveRow.end > start).order_by(LeaveRow.start, LeaveRow.id))
             return [
                 {
                     "id": r.id,

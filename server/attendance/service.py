@@ -2,7 +2,9 @@
 monthly results, the attendance sheet and make-up punch requests out.
 
 Who is on the sheet: every clerk on a window's roster (hall file), plus anyone
-enrolled for face clock-in; their name from the staff register when known.
+who punched at the hall's terminals; their name from the staff register when
+known.  Everything read and written is this hall's (one database serves a
+district).
 Punches are the stored ``punch`` events (face, PIN or card); an approved
 make-up request adds a ``makeup`` punch at the time it claims.
 """
@@ -10,6 +12,7 @@ make-up request adds a ``makeup`` punch at the time it claims.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -66,16 +69,21 @@ class AttendanceService:
 
     # ------------------------------------------------------------- month
 
-    def people(self, session: Session) -> dict[str, tuple[str, str]]:
-        """person → (name, window) for the sheet."""
-        names = {p.id: p.name for p in session.scalars(select(StaffRow))}
+    def people(self, session: Session, punched: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """person → (name, window) for the sheet: the hall's rosters, and whoever ``punched`` at its terminals.
+
+        Not every enrolled person: staff are registered once for the district,
+        and another hall's clerk must not appear (absent) on this hall's sheet.
+        """
         people: dict[str, tuple[str, str]] = {}
         for window in self.hall.windows:
             for clerk in window.clerks:
-                people.setdefault(clerk, (names.get(clerk) or clerk, window.name))
-        for person, name in names.items():
-            people.setdefault(person, (name or person, ""))
-        return people
+                people.setdefault(clerk, (clerk, window.name))
+        for person in punched:
+            people.setdefault(person, (person, ""))
+        named = select(StaffRow.id, StaffRow.name).where(StaffRow.id.in_(list(people)), StaffRow.name.is_not(None))
+        names = {person: name for person, name in session.execute(named)}
+        return {person: (names.get(person) or person, window) for person, (_, window) in people.items()}
 
     def month(self, year: int, month: int) -> list[tuple[str, str, MonthAttendance]]:
         """Everyone's month, evaluated up to now (a half-day still open is ``pending``)."""
@@ -83,16 +91,21 @@ class AttendanceService:
         end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=HALL_TZ)
         punches: dict[str, list[Punch]] = defaultdict(list)
         leaves: dict[str, list[Interval]] = defaultdict(list)
+        hall = self.hall.hall.id
         with Session(self.engine) as session:
-            people = self.people(session)
             rows = session.execute(
-                select(EventRow.body, EventRow.event_time).where(EventRow.type == "punch", EventRow.event_time >= start - timedelta(days=1), EventRow.event_time < end + timedelta(days=1))
+                select(EventRow.body, EventRow.event_time).where(
+                    EventRow.type == "punch", EventRow.hall_id == hall, EventRow.event_time >= start - timedelta(days=1), EventRow.event_time < end + timedelta(days=1)
+                )
             )
             for body, at in rows:
                 punches[body["person_id"]].append(Punch(at.astimezone(HALL_TZ), body["method"]))
-            for row in session.scalars(select(MakeUpRow).where(MakeUpRow.state == "approved", MakeUpRow.claimed_at >= start, MakeUpRow.claimed_at < end)):
+            people = self.people(session, punches)
+            approved = select(MakeUpRow).where(MakeUpRow.hall_id == hall, MakeUpRow.state == "approved", MakeUpRow.claimed_at >= start, MakeUpRow.claimed_at < end)
+            for row in session.scalars(approved):
                 punches[row.person_id].append(makeup_punch(_request(row)))
-            for row in session.scalars(select(LeaveRow).where(LeaveRow.kind.in_(("leave", "outing")), LeaveRow.start < end, LeaveRow.end > start)):
+            away = select(LeaveRow).where(LeaveRow.hall_id == hall, LeaveRow.kind.in_(("leave", "outing")), LeaveRow.start < end, LeaveRow.end > start)
+            for row in session.scalars(away):
                 leaves[row.person_id].append(Interval(row.person_id, row.start, row.end))
         until = self.clock()
         return [
@@ -109,10 +122,10 @@ class AttendanceService:
     def file(self, person: str, claimed_at: datetime, reason: str) -> MakeUpRow:
         """File a request; ``MakeUpRefused`` (from the rules) says why it cannot be."""
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            others = [_request(r) for r in session.scalars(select(MakeUpRow).where(MakeUpRow.person_id == person))]
+            others = [_request(r) for r in session.scalars(select(MakeUpRow).where(MakeUpRow.hall_id == self.hall.hall.id, MakeUpRow.person_id == person))]
             request = file_makeup(person, claimed_at, reason, self.clock(), self.policy, self.calendar, others)
             row = MakeUpRow(
-                person_id=request.person, claimed_at=request.claimed_at, reason=request.reason, filed_at=request.filed_at,
+                hall_id=self.hall.hall.id, person_id=request.person, claimed_at=request.claimed_at, reason=request.reason, filed_at=request.filed_at,
                 deadline=request.deadline, state=request.state, decided_by="", note="",
             )  # fmt: skip
             session.add(row)
@@ -122,14 +135,14 @@ class AttendanceService:
         """Approve or reject; ``MakeUpTransitionError`` if it was decided already."""
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             row = session.get(MakeUpRow, request_id)
-            if row is None:
+            if row is None or row.hall_id != self.hall.hall.id:  # another hall's request is not this hall's to decide
                 return None
             decided = (approve_makeup if approve else reject_makeup)(_request(row), by, self.clock(), note)
             row.state, row.decided_by, row.decided_at, row.note = decided.state, decided.decided_by, decided.decided_at, decided.note
         return row
 
     def requests(self, state: str | None, since: date | None) -> list[MakeUpRow]:
-        query = select(MakeUpRow).order_by(MakeUpRow.filed_at.desc(), MakeUpRow.id.desc())
+        query = select(MakeUpRow).where(MakeUpRow.hall_id == self.hall.hall.id).order_by(MakeUpRow.filed_at.desc(), MakeUpRow.id.desc())
         if state:
             query = query.where(MakeUpRow.state == state)
         if since:

@@ -61,7 +61,8 @@ class TodayAttendance:
 
     def follow(self, changes: Changes, sweep: bool) -> None:
         """Put each newly stored punch of the held day into its person's day."""
-        punches = [e for e in changes.events if isinstance(e, PunchEvent)]
+        hall = self.service.hall.hall.id
+        punches = [e for e in changes.events if isinstance(e, PunchEvent) and e.hall_id == hall]
         if not punches:
             return
         with self._lock:
@@ -73,7 +74,7 @@ class TodayAttendance:
 
     def _add(self, person: str, punch: Punch) -> None:
         held = self._held.get(person)
-        if held is None:  # someone punching who is on no roster and not enrolled: held, not listed
+        if held is None:  # someone on no roster: held, and listed as having punched here
             held = self._held[person] = _Held([], (), LiveDay(punch.at.date(), (), self.service.policy, self.service.calendar))
         held.punches.append(punch)
         held.live.add(punch)
@@ -84,20 +85,21 @@ class TodayAttendance:
         day = now.astimezone(HALL_TZ).date()
         start = datetime.combine(day, time(), HALL_TZ)
         end = start + timedelta(days=1)
+        hall = self.service.hall.hall.id
         with Session(self.service.engine) as session:
-            people = self.service.people(session)
             excuses: dict[str, list[object]] = defaultdict(list)
             leaves: dict[str, list[Interval]] = defaultdict(list)
-            for row in session.scalars(select(LeaveRow).where(LeaveRow.kind.in_(("leave", "outing")), LeaveRow.start < end, LeaveRow.end > start).order_by(LeaveRow.id)):
+            for row in session.scalars(select(LeaveRow).where(LeaveRow.hall_id == hall, LeaveRow.kind.in_(("leave", "outing")), LeaveRow.start < end, LeaveRow.end > start).order_by(LeaveRow.id)):
                 leaves[row.person_id].append(Interval(row.person_id, row.start, row.end))
                 excuses[row.person_id].append(("leave", row.id, row.start, row.end))
             makeups: dict[str, list[Punch]] = defaultdict(list)
-            for row in session.scalars(select(MakeUpRow).where(MakeUpRow.state == "approved", MakeUpRow.claimed_at >= start, MakeUpRow.claimed_at < end).order_by(MakeUpRow.id)):
+            for row in session.scalars(select(MakeUpRow).where(MakeUpRow.hall_id == hall, MakeUpRow.state == "approved", MakeUpRow.claimed_at >= start, MakeUpRow.claimed_at < end).order_by(MakeUpRow.id)):
                 makeups[row.person_id].append(makeup_punch(_request(row)))
                 excuses[row.person_id].append(("makeup", row.id))
             with self._lock:
                 if self._day != day:
                     self._load(session, day, start, end)
+                people = self.service.people(session, self._held)
                 for person in set(people) | set(excuses) | set(self._held):
                     self._excuse(person, day, tuple(excuses.get(person, ())), leaves.get(person, []), makeups.get(person, []))
                 found = [
@@ -109,7 +111,7 @@ class TodayAttendance:
     def _load(self, session: Session, day: date, start: datetime, end: datetime) -> None:
         """Read the day's stored punches once (a new day, or the first question)."""
         self._day, self._held, self._seen = day, {}, set()
-        rows = session.execute(select(EventRow.msg_id, EventRow.body, EventRow.event_time).where(EventRow.type == "punch", EventRow.event_time >= start, EventRow.event_time < end))
+        rows = session.execute(select(EventRow.msg_id, EventRow.body, EventRow.event_time).where(EventRow.type == "punch", EventRow.hall_id == self.service.hall.hall.id, EventRow.event_time >= start, EventRow.event_time < end))
         for msg_id, body, at in rows:
             self._seen.add(msg_id)
             self._add(body["person_id"], Punch(at.astimezone(HALL_TZ), body["method"]))

@@ -109,7 +109,7 @@ def evidence_router(
             raise HTTPException(422, f"taken_at: older than the retention period ({store.retention.days} days); not kept")
         data = await _capped_body(request)
         check_picture(data)
-        if not store.add(evidence_id, device, window_id, taken_at, cause, data):
+        if not store.add(evidence_id, device, window_id, taken_at, cause, data, hall_id):
             response.status_code = 200
             return {"id": evidence_id, "stored": False}
         return {"id": evidence_id, "stored": True}
@@ -132,11 +132,11 @@ def evidence_router(
 
     @router.get("/api/evidence")
     def listing(window_id: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100, _: Any = viewer) -> list[dict[str, Any]]:
-        return store.list(window_id, limit)
+        return store.list(window_id, limit, hall_id)
 
     @router.get("/api/evidence/{evidence_id}", response_class=Response)
     def picture(evidence_id: Annotated[str, PathParam(pattern=ID_PATTERN)], _: Any = viewer) -> Response:
-        found = store.get(evidence_id)
+        found = store.get(evidence_id, hall_id)
         if found is None:
             raise HTTPException(404, f"no evidence {evidence_id} (never received, or past the retention period)")
         return Response(found[1], media_type="image/jpeg", headers={"Cache-Control": "no-store"})

@@ -48,7 +48,7 @@ class EvidenceStore:
     def path(self, evidence_id: str) -> Path:
         return self.directory / f"{evidence_id}.jpg"
 
-    def add(self, evidence_id: str, device_id: str, window_id: str, taken_at: datetime, cause: Cause, picture: bytes) -> bool:
+    def add(self, evidence_id: str, device_id: str, window_id: str, taken_at: datetime, cause: Cause, picture: bytes, hall_id: str = "") -> bool:
         """Keep one picture; False when this id is already stored (a retried upload, or one sent twice at once).
 
         The picture is written to a temporary file that takes its name only once its row is committed,
@@ -65,6 +65,7 @@ class EvidenceStore:
                 session.add(
                     EvidenceRow(
                         id=evidence_id,
+                        hall_id=hall_id,
                         device_id=device_id,
                         window_id=window_id,
                         taken_at=taken_at,
@@ -112,18 +113,22 @@ class EvidenceStore:
             temporary.unlink(missing_ok=True)
             raise
 
-    def get(self, evidence_id: str) -> tuple[EvidenceRow, bytes] | None:
+    def get(self, evidence_id: str, hall_id: str | None = None) -> tuple[EvidenceRow, bytes] | None:
+        """The row and picture; None when unknown, or another hall's than ``hall_id`` (None: any hall)."""
         with Session(self.engine) as session:
             row = session.get(EvidenceRow, evidence_id)
-        if row is None:
+        if row is None or (hall_id is not None and row.hall_id != hall_id):
             return None
         try:
             return row, self.path(evidence_id).read_bytes()
         except FileNotFoundError:
             return None
 
-    def list(self, window_id: str | None, limit: int) -> list[dict[str, Any]]:
+    def list(self, window_id: str | None, limit: int, hall_id: str | None = None) -> list[dict[str, Any]]:
+        """The newest snapshots, of one window or all; of one hall (``hall_id``) or every hall (None)."""
         query = select(EvidenceRow).order_by(EvidenceRow.taken_at.desc()).limit(limit)
+        if hall_id is not None:
+            query = query.where(EvidenceRow.hall_id == hall_id)
         if window_id:
             query = query.where(EvidenceRow.window_id == window_id)
         with Session(self.engine) as session:

@@ -60,7 +60,7 @@ def hall_router(
         type: str | None = None,
         historical: bool | None = None,
     ) -> list[dict[str, Any]]:
-        query = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
+        query = select(EventRow).where(EventRow.hall_id == hall.hall.id).order_by(EventRow.id.desc()).limit(limit)
         if device_id:
             query = query.where(EventRow.device_id == device_id)
         if type:
@@ -78,7 +78,7 @@ def hall_router(
     @router.get("/api/rejections")
     def get_rejections(limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
         with Session(engine) as session:
-            rows = session.scalars(select(RejectionRow).order_by(RejectionRow.id.desc()).limit(limit))
+            rows = session.scalars(select(RejectionRow).where(RejectionRow.hall_id == hall.hall.id).order_by(RejectionRow.id.desc()).limit(limit))
             return [
                 {"received_time": r.received_time.isoformat(), "topic": r.topic, "device_id": r.device_id, "reason": r.reason, "excerpt": r.excerpt}
                 for r in rows

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from broker.protocol import DeviceStatus, Event
+from broker.protocol import TOPIC_ROOT, DeviceStatus, Event
 from broker.timeutil import Clock, shanghai_now
 from server.db import DeviceHealthRow, DeviceRow, EventRow, RejectionRow, WindowRow
 from server.config.hall import HallConfig
@@ -132,6 +132,7 @@ class Store:
                 checked = item.checked
                 if isinstance(checked, Rejection):
                     row = RejectionRow(
+                        hall_id=_topic_hall(item.topic),
                         received_time=item.received,
                         topic=item.topic[:300],
                         device_id=checked.device_id[:64] if checked.device_id else None,
@@ -270,3 +271,10 @@ class Store:
                     self._set_status(session, row, "stale", changes)
             self._touch_camera_windows(session, changes)
         return changes
+
+
+def _topic_hall(topic: str) -> str:
+    """The hall a refused message was published under (``hw/v1/<hall>/…``; the server subscribes only to
+    its halls' topics), for that hall's list of rejections; "" when the topic has none."""
+    root, _, rest = topic.partition(f"{TOPIC_ROOT}/")
+    return rest.split("/", 1)[0][:64] if not root and rest else ""

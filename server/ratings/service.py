@@ -23,6 +23,11 @@ this module loads, stores and reconciles:
   alerts of windows with open orders, and the signals of today's rated
   windows (a ticket may come after its rating; a day's alerts clear at
   midnight).
+
+One database serves a district of halls, one service per hall: every row
+it writes carries its hall and every query reads that hall's rows only —
+queue tickets (A001) and the transaction keys built from them repeat in
+every hall, so a key of one hall must never meet a rating of another.
 """
 
 from __future__ import annotations
@@ -90,8 +95,9 @@ def order_of(row: WorkOrderRow) -> WorkOrder:
     )
 
 
-def _new_rating_row(rating: Rating, msg_id: str | None, stored_at: datetime) -> RatingRow:
+def _new_rating_row(hall_id: str, rating: Rating, msg_id: str | None, stored_at: datetime) -> RatingRow:
     return RatingRow(
+        hall_id=hall_id,
         msg_id=msg_id,
         origin=rating.origin,
         window_id=rating.window,
@@ -126,12 +132,14 @@ class StatsView:
 
 
 class RatingsService:
-    """Ratings, work orders and their alerts for one hall."""
+    """Ratings, work orders and their alerts for one hall (of the many a district database holds)."""
 
     def __init__(self, engine: Engine, hall: HallConfig, policy: Policy, calendar: WorkCalendar, clock: Clock, load_days: DayLoader) -> None:
         """``load_days``: ``Supervisor.load_days``, how the fraud signals read a window's day of observations."""
         self.engine = engine
         self.hall = hall
+        self.hall_id = hall.hall.id
+        """Stamped on every row written, and the filter of every query that is not already one window's or one row's."""
         self.policy = policy
         self.calendar = calendar
         self.clock = clock
@@ -157,7 +165,7 @@ class RatingsService:
     def _taken_until(self) -> int:
         """The id of the last rating event already stored as a rating (tickets after it are taken again, harmlessly)."""
         with Session(self.engine) as session:
-            last = session.scalar(select(func.max(EventRow.id)).join(RatingRow, RatingRow.msg_id == EventRow.msg_id))
+            last = session.scalar(select(func.max(EventRow.id)).join(RatingRow, RatingRow.msg_id == EventRow.msg_id).where(EventRow.hall_id == self.hall_id))
         return last or 0
 
     # ------------------------------------------------------------ ingest path
@@ -207,7 +215,7 @@ class RatingsService:
             with Session(self.engine, expire_on_commit=False) as session, session.begin():
                 events = session.execute(
                     select(EventRow.id, EventRow.msg_id, EventRow.type, EventRow.event_time, EventRow.historical, EventRow.device_id, EventRow.boot, EventRow.seq, EventRow.body)
-                    .where(EventRow.id > self._watermark, EventRow.type.in_(("rating", "ticket")))
+                    .where(EventRow.id > self._watermark, EventRow.hall_id == self.hall_id, EventRow.type.in_(("rating", "ticket")))
                     .order_by(EventRow.id)
                     .limit(CHUNK)
                 ).all()
@@ -230,22 +238,23 @@ class RatingsService:
             if len(events) < CHUNK:
                 return changed
 
-    @staticmethod
-    def _put_tickets(session: Session, events: Sequence[Row[Any]]) -> list[TicketRow]:
+    def _put_tickets(self, session: Session, events: Sequence[Row[Any]]) -> list[TicketRow]:
         """Store a chunk's ticket events (called, finished) on their tickets' rows: one read, one flush."""
         if not events:
             return []
         wanted = {(local_day(e.event_time), e.body["ticket"]) for e in events}
         rows = {
             (row.day, row.ticket): row
-            for row in session.scalars(select(TicketRow).where(TicketRow.ticket.in_({t for _, t in wanted}), TicketRow.day.in_({d for d, _ in wanted})))
+            for row in session.scalars(
+                select(TicketRow).where(TicketRow.hall_id == self.hall_id, TicketRow.ticket.in_({t for _, t in wanted}), TicketRow.day.in_({d for d, _ in wanted}))
+            )
         }
         touched: dict[tuple[date, str], TicketRow] = {}
         for event in events:
             body, at, key = event.body, event.event_time, (local_day(event.event_time), event.body["ticket"])
             row = rows.get(key)
             if row is None:
-                row = rows[key] = TicketRow(day=key[0], ticket=key[1], window_id=body["window_id"], cases=[], settled=False)
+                row = rows[key] = TicketRow(hall_id=self.hall_id, day=key[0], ticket=key[1], window_id=body["window_id"], cases=[], settled=False)
                 session.add(row)
             finished = body["state"] == "finished"
             if finished or row.finished_at is None:
@@ -261,9 +270,8 @@ class RatingsService:
         session.flush()
         return list(touched.values())
 
-    @staticmethod
-    def _new_rating(session: Session, rating: Rating, msg_id: str | None, now: datetime) -> tuple[RatingRow, Rating]:
-        row = _new_rating_row(rating, msg_id, now)
+    def _new_rating(self, session: Session, rating: Rating, msg_id: str | None, now: datetime) -> tuple[RatingRow, Rating]:
+        row = _new_rating_row(self.hall_id, rating, msg_id, now)
         session.add(row)
         return row, rating
 
@@ -272,7 +280,7 @@ class RatingsService:
         if not fresh:
             return
         session.flush()
-        session.add_all(RatingKeyRow(key=key, rating_id=row.id) for row, rating in fresh for key in sorted(rating.keys))
+        session.add_all(RatingKeyRow(hall_id=self.hall_id, key=key, rating_id=row.id) for row, rating in fresh for key in sorted(rating.keys))
         session.flush()
         recounted = self._resolve(session, [row for row, rating in fresh if rating.keys], now)
         rows = [row for row, _ in fresh]
@@ -296,7 +304,9 @@ class RatingsService:
             found = {(rating_id, key) for rating_id, key in session.execute(select(RatingKeyRow.rating_id, RatingKeyRow.key).where(RatingKeyRow.rating_id.in_(frontier)))}
             new_keys = {key for _, key in found} - keys
             keys |= new_keys
-            linked = {(rating_id, key) for rating_id, key in session.execute(select(RatingKeyRow.rating_id, RatingKeyRow.key).where(RatingKeyRow.key.in_(new_keys)))} if new_keys else set()
+            # Keys repeat in every hall (ticket A001 of the day): only this hall's ratings share one.
+            same_key = select(RatingKeyRow.rating_id, RatingKeyRow.key).where(RatingKeyRow.hall_id == self.hall_id, RatingKeyRow.key.in_(new_keys))
+            linked = {(rating_id, key) for rating_id, key in session.execute(same_key)} if new_keys else set()
             links |= found | linked
             frontier = {rating_id for rating_id, _ in linked} - ids
             ids |= frontier
@@ -377,7 +387,7 @@ class RatingsService:
 
     def _add_order(self, session: Session, order: WorkOrder) -> WorkOrderRow:
         row = WorkOrderRow(
-            rating_id=order.rating_id, window_id=order.window, clerk_id=order.clerk, level=order.level, rated_at=order.rated_at,
+            hall_id=self.hall_id, rating_id=order.rating_id, window_id=order.window, clerk_id=order.clerk, level=order.level, rated_at=order.rated_at,
             callback_due=order.callback_due, rectify_due=order.rectify_due, status=order.status, final_at=order.final_at,
         )  # fmt: skip
         row.steps = [WorkOrderStepRow(status=s.status, at=s.at, actor=s.actor, note=s.note) for s in order.history]
@@ -405,10 +415,16 @@ class RatingsService:
         changed = self._overdue(now, None)
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             today = now.date()
-            days = set(session.execute(select(RatingRow.window_id, RatingRow.day).where(RatingRow.day == today, RatingRow.origin == "device").distinct()))
+            days = set(
+                session.execute(
+                    select(RatingRow.window_id, RatingRow.day).where(RatingRow.hall_id == self.hall_id, RatingRow.day == today, RatingRow.origin == "device").distinct()
+                )
+            )
             months: set[tuple[str, date]] = set()
             for window_id, type_, raised in session.execute(
-                select(AlertRow.window_id, AlertRow.type, AlertRow.raised_at).where(AlertRow.cleared_at.is_(None), AlertRow.type.in_((*SIGNAL_TYPES, "rating_never_below")))
+                select(AlertRow.window_id, AlertRow.type, AlertRow.raised_at).where(
+                    AlertRow.hall_id == self.hall_id, AlertRow.cleared_at.is_(None), AlertRow.type.in_((*SIGNAL_TYPES, "rating_never_below"))
+                )
             ):
                 day = local_day(raised)
                 if type_ == "rating_never_below":
@@ -426,12 +442,15 @@ class RatingsService:
             return
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             due = session.scalars(
-                select(TicketRow).where(TicketRow.settled.is_(False), TicketRow.finished_at <= now - timedelta(days=after)).order_by(TicketRow.id).limit(CHUNK)
+                select(TicketRow)
+                .where(TicketRow.hall_id == self.hall_id, TicketRow.settled.is_(False), TicketRow.finished_at <= now - timedelta(days=after))
+                .order_by(TicketRow.id)
+                .limit(CHUNK)
             ).all()
             given: list[tuple[RatingRow, Rating]] = []
             for row in due:
                 ticket = ticket_of(row)
-                rated = session.scalar(select(RatingKeyRow.id).where(RatingKeyRow.key.in_(ticket.keys)).limit(1)) is not None
+                rated = session.scalar(select(RatingKeyRow.id).where(RatingKeyRow.hall_id == self.hall_id, RatingKeyRow.key.in_(ticket.keys)).limit(1)) is not None
                 rating = rules.due_default(ticket, rated, self.policy, now)
                 if rating is not None:
                     given.append(self._new_rating(session, rating, None, now))
@@ -441,7 +460,9 @@ class RatingsService:
     def _fill_deadlines(self) -> None:
         """Deadlines a calendar gap left empty, once the calendar covers them (a hall added next year's file)."""
         with Session(self.engine) as session, session.begin():
-            for row in session.scalars(select(WorkOrderRow).where(WorkOrderRow.callback_due.is_(None), WorkOrderRow.status.not_in(OPEN_EXCLUDED))):
+            for row in session.scalars(
+                select(WorkOrderRow).where(WorkOrderRow.hall_id == self.hall_id, WorkOrderRow.callback_due.is_(None), WorkOrderRow.status.not_in(OPEN_EXCLUDED))
+            ):
                 deadlines = self._deadlines(row.rated_at)
                 if deadlines is not None:
                     row.callback_due, row.rectify_due = deadlines
@@ -459,10 +480,11 @@ class RatingsService:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             since = self._overdue_pass
             if windows is None:
-                windows = set(session.scalars(select(WorkOrderRow.window_id).where(WorkOrderRow.status.not_in(OPEN_EXCLUDED)).distinct()))
-                windows |= set(session.scalars(select(AlertRow.window_id).where(overdue, AlertRow.cleared_at.is_(None)).distinct()))
+                ours = WorkOrderRow.hall_id == self.hall_id
+                windows = set(session.scalars(select(WorkOrderRow.window_id).where(ours, WorkOrderRow.status.not_in(OPEN_EXCLUDED)).distinct()))
+                windows |= set(session.scalars(select(AlertRow.window_id).where(AlertRow.hall_id == self.hall_id, overdue, AlertRow.cleared_at.is_(None)).distinct()))
                 finished = WorkOrderRow.final_at.is_not(None) if since is None else WorkOrderRow.final_at > since
-                windows |= set(session.scalars(select(WorkOrderRow.window_id).where(finished).distinct()))
+                windows |= set(session.scalars(select(WorkOrderRow.window_id).where(ours, finished).distinct()))
                 self._overdue_pass = now
             for window_id in sorted(windows):
                 mine = (AlertRow.window_id == window_id) & overdue
@@ -486,8 +508,9 @@ class RatingsService:
     # ------------------------------------------------------------ work orders (API)
 
     def _order_row(self, session: Session, order_id: int) -> WorkOrderRow:
+        """The order of this hall (another hall's order is no order here: its API cannot read or step it)."""
         row = session.get(WorkOrderRow, order_id)
-        if row is None:
+        if row is None or row.hall_id != self.hall_id:
             raise NotFound(f"no work order {order_id}")
         return row
 
@@ -499,7 +522,7 @@ class RatingsService:
     def orders(self, status: str | None, window: str | None, overdue_only: bool, limit: int) -> list[tuple[WorkOrder, RatingRow]]:
         """Work orders newest first, with their ratings; ``overdue_only`` keeps those past a deadline now."""
         now = self.now()
-        query = select(WorkOrderRow, RatingRow).join(RatingRow, RatingRow.id == WorkOrderRow.rating_id)
+        query = select(WorkOrderRow, RatingRow).join(RatingRow, RatingRow.id == WorkOrderRow.rating_id).where(WorkOrderRow.hall_id == self.hall_id)
         if status:
             query = query.where(WorkOrderRow.status == status)
         if window:
@@ -550,7 +573,7 @@ class RatingsService:
     ) -> list[tuple[RatingRow, int | None]]:
         """Ratings of the days ``start``..``end`` newest first, each with its work order id."""
         query = select(RatingRow, WorkOrderRow.id).outerjoin(WorkOrderRow, WorkOrderRow.rating_id == RatingRow.id)
-        query = query.where(RatingRow.day >= start, RatingRow.day <= end)
+        query = query.where(RatingRow.hall_id == self.hall_id, RatingRow.day >= start, RatingRow.day <= end)
         if window:
             query = query.where(RatingRow.window_id == window)
         if clerk:
@@ -578,11 +601,15 @@ class RatingsService:
         """Counts, rates and ranks of the days ``start``..``end`` (inclusive)."""
         now = self.now()
         with Session(self.engine) as session:
-            ratings = [rating_of(row) for row in session.scalars(select(RatingRow).where(RatingRow.day >= start, RatingRow.day <= end))]
+            ratings = [rating_of(row) for row in session.scalars(select(RatingRow).where(RatingRow.hall_id == self.hall_id, RatingRow.day >= start, RatingRow.day <= end))]
             orders = [
                 order_of(row)
                 for row in session.scalars(
-                    select(WorkOrderRow).where(WorkOrderRow.rated_at >= rules.day_start(start), WorkOrderRow.rated_at < rules.day_start(end + timedelta(days=1)))
+                    select(WorkOrderRow).where(
+                        WorkOrderRow.hall_id == self.hall_id,
+                        WorkOrderRow.rated_at >= rules.day_start(start),
+                        WorkOrderRow.rated_at < rules.day_start(end + timedelta(days=1)),
+                    )
                 )
             ]
         rows = rules.statistics(ratings, orders, by, period, self.departments, self.policy, now)
@@ -612,7 +639,11 @@ class RatingsService:
             rows = session.execute(
                 select(WorkOrderRow, RatingRow)
                 .join(RatingRow, RatingRow.id == WorkOrderRow.rating_id)
-                .where(WorkOrderRow.rated_at >= rules.day_start(start), WorkOrderRow.rated_at < rules.day_start(end + timedelta(days=1)))
+                .where(
+                    WorkOrderRow.hall_id == self.hall_id,
+                    WorkOrderRow.rated_at >= rules.day_start(start),
+                    WorkOrderRow.rated_at < rules.day_start(end + timedelta(days=1)),
+                )
                 .order_by(WorkOrderRow.rated_at, WorkOrderRow.id)
             )
             return [(order_of(order_row), rating_row) for order_row, rating_row in rows]

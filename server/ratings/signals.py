@@ -75,6 +75,7 @@ class HeldSignals:
     """Fraud-signal state of the days and months touched, for one hall (the writer thread's alone)."""
 
     def __init__(self, hall: HallConfig, policy: Policy, gateways: dict[str, str], load_days: DayLoader) -> None:
+        self.hall_id = hall.hall.id
         self.policy = policy
         self.windows = {w.id for w in hall.windows}
         self.gateways = gateways
@@ -231,7 +232,9 @@ class HeldSignals:
         """The window's day from the database, judged once against the signals its rows carry."""
         tickets = self._tickets.get(day)
         if tickets is None:
-            tickets = self._tickets[day] = {row.ticket: ticket_of(row) for row in session.scalars(select(TicketRow).where(TicketRow.day == day))}
+            # Ticket numbers repeat in every hall: another hall's A001 does not make this hall's rating of A001 served.
+            mine = select(TicketRow).where(TicketRow.hall_id == self.hall_id, TicketRow.day == day)
+            tickets = self._tickets[day] = {row.ticket: ticket_of(row) for row in session.scalars(mine)}
         observations = self.load_days(session, [window_id], day)[window_id]
         state = DaySignals(window_id, day, self.policy, tickets, self._gateway(session, window_id, day), observations)
         rows = list(session.scalars(select(RatingRow).where(RatingRow.window_id == window_id, RatingRow.day == day, RatingRow.origin == "device").order_by(RatingRow.id)))

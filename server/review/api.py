@@ -59,7 +59,7 @@ def review_router(engine: Engine, hall: HallConfig, policy: Policy, calendar: Wo
                 select(AlertRow).where(AlertRow.window_id.in_(chosen), AlertRow.raised_at >= start, AlertRow.raised_at < start + timedelta(days=1)).order_by(AlertRow.raised_at)
             ).all()
             events = session.scalars(
-                select(EventRow).where(EventRow.type.in_(("rating", "punch")), EventRow.event_time >= start, EventRow.event_time < start + timedelta(days=1)).order_by(EventRow.event_time)
+                select(EventRow).where(EventRow.hall_id == hall.hall.id, EventRow.type.in_(("rating", "punch")), EventRow.event_time >= start, EventRow.event_time < start + timedelta(days=1)).order_by(EventRow.event_time)
             ).all()
         for window_id in chosen:
             result = results[window_id]

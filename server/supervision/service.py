@@ -366,7 +366,7 @@ class Supervisor:
         now = self.clock()
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             row = session.get(AlertRow, alert_id)
-            if row is None:
+            if row is None or row.hall_id != self.hall.hall.id:  # another hall's alert is not this hall's to acknowledge
                 return None
             if row.acknowledged_at is None:
                 row.acknowledged_at, row.acknowledged_by = now, by
@@ -374,7 +374,7 @@ class Supervisor:
 
     def alerts(self, active_only: bool, limit: int) -> list[dict[str, Any]]:
         now = self.clock()
-        query = select(AlertRow).order_by(AlertRow.raised_at.desc(), AlertRow.id.desc()).limit(limit)
+        query = select(AlertRow).where(AlertRow.hall_id == self.hall.hall.id).order_by(AlertRow.raised_at.desc(), AlertRow.id.desc()).limit(limit)
         if active_only:
             query = query.where(AlertRow.cleared_at.is_(None))
         with Session(self.engine) as session:
@@ -399,7 +399,7 @@ def reconcile_alerts(session: Session, stored: Iterable[AlertRow], alerts: Itera
         current.add(key)
         row = rows.get(key)
         if row is None:
-            row = _new_row(alert)
+            row = _new_row(alert, _hall_of(session, alert.window))
             session.add(row)
             changed.append(row)
         elif (row.cleared_at, row.live, row.facts) != (alert.cleared_at, alert.live, dict(alert.facts)):
@@ -414,8 +414,15 @@ def reconcile_alerts(session: Session, stored: Iterable[AlertRow], alerts: Itera
     return changed
 
 
-def _new_row(alert: Alert) -> AlertRow:
+def _hall_of(session: Session, window_id: str) -> str:
+    """The hall a window belongs to (window ids are unique across the district): a new alert carries it.
+    Alerts are rare, so one lookup each costs nothing a caller would notice."""
+    return session.scalar(select(WindowRow.hall_id).where(WindowRow.id == window_id)) or ""
+
+
+def _new_row(alert: Alert, hall_id: str) -> AlertRow:
     return AlertRow(
+        hall_id=hall_id,
         window_id=alert.window,
         type=alert.type,
         severity=alert.severity,

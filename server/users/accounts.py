@@ -79,6 +79,9 @@ class Principal:
     department: str | None = None
     """A window lead's department (进驻部门): the only windows whose findings, work orders,
     leave and make-up punches they may change.  None for every other role."""
+    hall: str | None = None
+    """The hall the user belongs to (that hall's office, its window leads), or None for the whole
+    district (district 督查科, leadership)."""
 
     def may(self, permission: str) -> bool:
         return permission in GRANTS[self.role]
@@ -144,8 +147,9 @@ class UserStore:
 
     # ------------------------------------------------------------ users
 
-    def add(self, username: str, role: str, password: str, department: str | None = None) -> None:
-        """A new user; a window lead (``lead``) needs the department whose windows they answer for."""
+    def add(self, username: str, role: str, password: str, department: str | None = None, hall: str | None = None) -> None:
+        """A new user; a window lead (``lead``) needs the department whose windows they answer for.
+        ``hall``: the one hall the user may see (None: the whole district)."""
         if not USERNAME.match(username):
             raise UserError(f"username {username!r}: 1–64 letters, digits or . _ - @")
         if role not in ROLES:
@@ -155,7 +159,7 @@ class UserStore:
         with Session(self.engine) as session, session.begin():
             if session.scalar(select(UserRow.id).where(UserRow.username == username)) is not None:
                 raise UserError(f"user {username!r} already exists")
-            session.add(UserRow(username=username, role=role, department=department, password_hash=digest, disabled=False, created_at=self.now()))
+            session.add(UserRow(username=username, role=role, department=department, hall_id=hall, password_hash=digest, disabled=False, created_at=self.now()))
 
     def set_department(self, username: str, department: str) -> None:
         """Move a window lead to another department; their open sessions end (they carried the old one)."""
@@ -218,7 +222,7 @@ class UserStore:
             expires = now + self.policy.absolute
             session.add(SessionRow(token_hash=token_hash(token), user_id=user.id, created_at=now, last_seen=now, expires_at=expires))
             session.execute(delete(SessionRow).where(SessionRow.expires_at < now))  # housekeeping of ended sessions
-            return token, Principal(user.username, user.role, user.department), expires  # type: ignore[arg-type]
+            return token, Principal(user.username, user.role, user.department, user.hall_id), expires  # type: ignore[arg-type]
 
     def _recent_failures(self, session: Session, username: str, now: datetime) -> int:
         since = now - FAILURE_WINDOW
@@ -246,7 +250,7 @@ class UserStore:
                 return None
             if now - row.last_seen > timedelta(seconds=30):  # not a write on every request
                 row.last_seen = now
-            return Principal(user.username, user.role, user.department)  # type: ignore[arg-type]
+            return Principal(user.username, user.role, user.department, user.hall_id)  # type: ignore[arg-type]
 
     def logout(self, token: str) -> None:
         with Session(self.engine) as session, session.begin():

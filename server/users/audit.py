@@ -31,13 +31,17 @@ PRINCIPAL_KEY = "principal"
 
 
 class AuditLog:
-    def __init__(self, engine: Engine, now: Callable[[], datetime] = wall_clock) -> None:
+    """The log of one deployment; ``hall_id`` is the hall its entries belong to (a district's log keeps each
+    entry's hall, so a hall office reads its own)."""
+
+    def __init__(self, engine: Engine, hall_id: str = "", now: Callable[[], datetime] = wall_clock) -> None:
         self.engine = engine
+        self.hall_id = hall_id
         self.now = now
 
     def record(self, actor: str, role: str, action: str, target: str, result: str) -> None:
         with Session(self.engine) as session, session.begin():
-            session.add(AuditRow(at=self.now(), actor=actor[:64], role=role, action=action[:200], target=target[:500], result=result))
+            session.add(AuditRow(hall_id=self.hall_id, at=self.now(), actor=actor[:64], role=role, action=action[:200], target=target[:500], result=result))
 
     def entries(self, limit: int, actor: str | None = None, before_id: int | None = None) -> list[dict[str, Any]]:
         query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)

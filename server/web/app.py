@@ -157,7 +157,7 @@ def build_services(settings: ServerSettings, hall: HallConfig, clock: Clock) -> 
     authority = Authority(UserStore(engine, settings.session_policy), admin_token(settings.admin_token_file))
     return Services(
         settings, hall, clock, engine, store, policy, calendar, supervisor, ratings, attendance, today, patrols,
-        publisher, faces, evidence, sink, ingestor, hub, authority, AuditLog(engine),
+        publisher, faces, evidence, sink, ingestor, hub, authority, AuditLog(engine, hall.hall.id),
     )
 
 
