@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -32,7 +32,7 @@ from server.db import EventRow, RejectionRow
 from server.ingest.batch import Changes, Inbound
 from server.ingest.store import Store
 from server.rules.calendar import CalendarGapError
-from server.supervision.service import Supervisor
+from server.supervision.district import HallSupervisors
 from server.ingest.validation import KnownDevice, Rejection, check_message
 
 log = logging.getLogger(__name__)
@@ -69,18 +69,19 @@ class Ingestor:
     def __init__(
         self,
         store: Store,
-        hall_id: str,
+        hall_ids: Sequence[str],
         broker: BrokerSettings,
         on_changes: Callable[[Changes], None],
         *,
-        supervisor: Supervisor | None = None,
+        supervisor: HallSupervisors | None = None,
         followers: list[Callable[[Changes, bool], None]] | None = None,
         periodic: list[Callable[[], object]] | None = None,
         batch_max: int = 2000,
         sweep_s: float = 2.0,
     ) -> None:
         self.store = store
-        self.hall_id = hall_id
+        self.hall_ids = tuple(hall_ids)
+        """The halls this server serves (a district): it subscribes to and speaks for each."""
         self.broker = broker
         self.on_changes = on_changes
         self.supervisor = supervisor
@@ -99,7 +100,7 @@ class Ingestor:
         self._generation = 0
         self._registry: dict[str, KnownDevice] = store.registry()
         self._registry_loaded = time.monotonic()
-        self._client = make_client(broker, f"hallwatch-server.{hall_id}", clean_session=False, manual_ack=True)
+        self._client = make_client(broker, f"hallwatch-server.{self.hall_ids[0]}", clean_session=False, manual_ack=True)
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
 
     def _initial_counters(self) -> Counters:
@@ -109,13 +110,10 @@ class Ingestor:
             rejected = session.scalar(select(func.count()).select_from(RejectionRow)) or 0
         return Counters(accepted=accepted, historical=historical, rejected=rejected)
 
-    @property
-    def _status_topic(self) -> str:
-        return server_status_topic(self.hall_id)
-
     def start(self) -> None:
         client = self._client
-        client.will_set(self._status_topic, encode(ServerStatus(state="offline", time=utc_now())), qos=1, retain=True)
+        # MQTT has one will per session: it speaks for the first hall; a clean stop says offline for every hall.
+        client.will_set(server_status_topic(self.hall_ids[0]), encode(ServerStatus(state="offline", time=utc_now())), qos=1, retain=True)
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -127,11 +125,12 @@ class Ingestor:
     def stop(self) -> None:
         """Say offline (retained), disconnect, finish the last batch."""
         if self.connected.is_set():
-            info = self._client.publish(self._status_topic, encode(ServerStatus(state="offline", time=utc_now())), qos=1, retain=True)
-            try:
-                info.wait_for_publish(timeout=2)
-            except (RuntimeError, ValueError):
-                pass
+            for hall_id in self.hall_ids:
+                info = self._client.publish(server_status_topic(hall_id), encode(ServerStatus(state="offline", time=utc_now())), qos=1, retain=True)
+                try:
+                    info.wait_for_publish(timeout=2)
+                except (RuntimeError, ValueError):
+                    pass
         self._client.disconnect()
         self._client.loop_stop()
         self._stop.set()
@@ -143,8 +142,11 @@ class Ingestor:
         return self._generation
 
     def publish_to_device(self, device_id: str, channel: str, payload: bytes, *, retain: bool) -> None:
-        """Send configuration or a command to one device."""
-        self._client.publish(device_topic(self.hall_id, device_id, channel), payload, qos=1, retain=retain)  # type: ignore[arg-type]
+        """Send configuration or a command to one device, under the hall it is registered to."""
+        known = self._registry.get(device_id) or self.store.registry().get(device_id)
+        if known is None:
+            raise KeyError(f"no device {device_id!r} is registered")
+        self._client.publish(device_topic(known.hall_id, device_id, channel), payload, qos=1, retain=retain)  # type: ignore[arg-type]
 
     # ---------------------------------------------------------- callbacks
 
@@ -153,8 +155,9 @@ class Ingestor:
             log.error("broker refused the server: %s", reason)
             return
         self._generation += 1
-        client.subscribe([(topic, 1) for topic in server_subscriptions(self.hall_id)])
-        client.publish(self._status_topic, encode(ServerStatus(state="online", time=utc_now())), qos=1, retain=True)
+        client.subscribe([(topic, 1) for hall_id in self.hall_ids for topic in server_subscriptions(hall_id)])
+        for hall_id in self.hall_ids:
+            client.publish(server_status_topic(hall_id), encode(ServerStatus(state="online", time=utc_now())), qos=1, retain=True)
         self.connected.set()
         log.info("server connected to %s", self.broker.url)
 

@@ -64,9 +64,9 @@ def session_router(authority: Authority, audit: AuditLog) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
         actor: Annotated[str | None, Query(max_length=64)] = None,
         before_id: Annotated[int | None, Query(ge=1)] = None,
-        _: Principal = Depends(authority.require("audit.read")),
+        reader: Principal = Depends(authority.require("audit.read")),
     ) -> list[dict[str, Any]]:
-        """The audit log, newest first; page back with ``before_id``."""
-        return audit.entries(limit, actor, before_id)
+        """The audit log, newest first; page back with ``before_id``.  A hall's user reads their hall's entries."""
+        return audit.entries(limit, actor, before_id, reader.hall)
 
     return router

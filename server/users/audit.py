@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,8 @@ from server.users.accounts import Principal, wall_clock
 
 log = logging.getLogger(__name__)
 
+HALL_PATH = re.compile(r"^/halls/([a-z0-9][a-z0-9_-]{0,63})/")
+"""A hall's routes are under /halls/<id>/: the hall an entry belongs to."""
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PRINCIPAL_KEY = "principal"
 """Where the authentication dependency leaves the principal in the request's state."""
@@ -39,19 +42,23 @@ class AuditLog:
         self.hall_id = hall_id
         self.now = now
 
-    def record(self, actor: str, role: str, action: str, target: str, result: str) -> None:
+    def record(self, actor: str, role: str, action: str, target: str, result: str, hall_id: str | None = None) -> None:
+        """One entry, of ``hall_id`` (None: the deployment's first hall, whose routes are also at /)."""
         with Session(self.engine) as session, session.begin():
-            session.add(AuditRow(hall_id=self.hall_id, at=self.now(), actor=actor[:64], role=role, action=action[:200], target=target[:500], result=result))
+            session.add(AuditRow(hall_id=hall_id or self.hall_id, at=self.now(), actor=actor[:64], role=role, action=action[:200], target=target[:500], result=result))
 
-    def entries(self, limit: int, actor: str | None = None, before_id: int | None = None) -> list[dict[str, Any]]:
+    def entries(self, limit: int, actor: str | None = None, before_id: int | None = None, hall_id: str | None = None) -> list[dict[str, Any]]:
+        """Newest first; of one hall (``hall_id``) or all (None)."""
         query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+        if hall_id is not None:
+            query = query.where(AuditRow.hall_id == hall_id)
         if actor:
             query = query.where(AuditRow.actor == actor)
         if before_id:
             query = query.where(AuditRow.id < before_id)
         with Session(self.engine) as session:
             return [
-                {"id": r.id, "at": r.at.isoformat(), "actor": r.actor, "role": r.role, "action": r.action, "target": r.target, "result": r.result}
+                {"id": r.id, "hall_id": r.hall_id, "at": r.at.isoformat(), "actor": r.actor, "role": r.role, "action": r.action, "target": r.target, "result": r.result}
                 for r in session.scalars(query)
             ]
 
@@ -87,6 +94,7 @@ class AuditMiddleware:
                 if scope.get("query_string"):
                     params.append(scope["query_string"].decode("latin-1"))
                 try:
-                    await asyncio.to_thread(self.audit.record, principal.name, principal.role, action, " ".join(params), str(status))
+                    hall = HALL_PATH.match(scope["path"])
+                    await asyncio.to_thread(self.audit.record, principal.name, principal.role, action, " ".join(params), str(status), hall and hall[1])
                 except Exception:  # the action is done; a lost audit line must be loud, not undo it
                     log.exception("audit: could not record %s by %s", action, principal.name)

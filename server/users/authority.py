@@ -19,7 +19,7 @@ import hmac
 from collections.abc import Callable, Collection
 from typing import Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, WebSocketException
 from starlette.requests import HTTPConnection
 
 from server.users.audit import PRINCIPAL_KEY
@@ -36,6 +36,7 @@ def principal_json(principal: Principal) -> dict[str, Any]:
         "role_zh": ROLE_ZH[principal.role],
         "permissions": sorted(GRANTS[principal.role]),
         "department": principal.department,
+        "hall": principal.hall,
     }
 
 
@@ -80,6 +81,22 @@ class Authority:
         if not principal.may(permission):
             raise HTTPException(403, f"permission {permission} ({PERMISSIONS[permission]}) is not granted to role {principal.role}")
         return principal
+
+    def hall_scope(self, hall_id: str) -> Callable[..., None]:
+        """A dependency of every route of one hall: a user of another hall gets 403 (a WebSocket is closed
+        with 1008), whatever the route; a district user or the administrator token passes.  A caller not
+        identified is left to the route (401 for users; devices prove themselves to the routes they use)."""
+
+        def check(connection: HTTPConnection) -> None:
+            principal = self.identify(connection)
+            if principal is None or principal.hall in (None, hall_id):
+                return
+            reason = f"{principal.name} belongs to hall {principal.hall}, not {hall_id}"
+            if connection.scope["type"] == "websocket":
+                raise WebSocketException(code=1008, reason=reason)
+            raise HTTPException(403, reason)
+
+        return check
 
     @staticmethod
     def check_scope(principal: Principal, departments: Collection[str], what: str) -> Principal:

@@ -75,11 +75,13 @@ def add(
     role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
     department: Department = None,
     hall: HallCheck = None,
+    scope: Annotated[Optional[str], typer.Option(help="The id of the one hall the user belongs to (that hall's office, its window leads); omit for the whole district (督查科, leadership).")] = None,
     password_file: PasswordFile = None,
     db: Db = DEFAULT_DB,
 ) -> None:
-    """Create a user with a role (a window lead also with their department)."""
-    _run(f"user {name} added ({role}{' · ' + department if department else ''})", lambda: _store(db).add(name, role, _password(password_file), _known(department, hall)))
+    """Create a user with a role (a window lead also with their department), of one hall or the whole district."""
+    done = f"user {name} added ({role}{' · ' + department if department else ''} · {scope or 'whole district'})"
+    _run(done, lambda: _store(db).add(name, role, _password(password_file), _known(department, hall), scope))
 
 
 @user_app.command("department")

@@ -1,8 +1,11 @@
 """The server process: the ingest thread, the REST API (OpenAPI at /docs), the WebSocket and the pages.
 
-This module only composes: it builds each capability's service once for the
-hall (:func:`build_services`), starts and stops the ingest thread with the
-app's lifespan, and includes each capability's routes.  The endpoints
+This module only composes: it builds each capability's service once for each
+hall of the district and the shared ones once (:func:`build_services`),
+starts and stops the ingest thread with the app's lifespan, and includes each
+capability's routes — each hall's under ``/halls/<id>/`` (pages too), the
+first hall's (the district centre's) also at ``/``, every one of them behind
+the caller's hall scope.  The endpoints
 themselves live with their capability (``server/<capability>/api.py``).
 """
 
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 
@@ -26,7 +29,8 @@ from server.attendance.leave import LeaveRegister
 from server.attendance.service import AttendanceService
 from server.attendance.today import TodayAttendance
 from server.config.calendar import load_calendar
-from server.config.hall import HallConfig, load_hall
+from server.config.district import District, DistrictInfo, district_of_hall
+from server.config.hall import HallConfig
 from server.config.policy import load_policy
 from server.db import make_engine, migrate
 from server.evidence.api import evidence_router
@@ -45,6 +49,7 @@ from server.review.api import review_router
 from server.rules.calendar import WorkCalendar
 from server.rules.policy import Policy
 from server.supervision.api import alerts_router
+from server.supervision.district import HallSupervisors
 from server.supervision.service import Supervisor
 from server.timeseries.influx_sink import InfluxSink
 from server.users.accounts import SessionPolicy, UserStore
@@ -52,6 +57,8 @@ from server.users.admin_token import admin_token
 from server.users.audit import AuditLog, AuditMiddleware
 from server.users.api import session_router
 from server.users.authority import Authority
+from server.ingest.batch import Changes
+from server.web.district import district_router, split_by_hall
 from server.web.live import Hub, change_messages, live_router
 
 STATIC = Path(__file__).with_name("static")
@@ -86,14 +93,10 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
-class Services:
-    """Every capability's service for the hall, built once per process."""
+class HallServices:
+    """One hall's services: its rules (policy, calendar), supervision, ratings, attendance, patrols and live feed."""
 
-    settings: ServerSettings
     hall: HallConfig
-    clock: Clock
-    engine: Engine
-    store: Store
     policy: Policy
     calendar: WorkCalendar
     supervisor: Supervisor
@@ -101,12 +104,25 @@ class Services:
     attendance: AttendanceService
     today: TodayAttendance
     patrols: PatrolService
+    hub: Hub
+
+
+@dataclass(frozen=True)
+class Services:
+    """Every service of the deployment, built once per process: the district's shared ones and each hall's."""
+
+    settings: ServerSettings
+    district: District
+    clock: Clock
+    engine: Engine
+    store: Store
+    halls: dict[str, HallServices]
+    """By hall id, in the district file's order (the first is the district centre)."""
     publisher: GalleryPublisher
     faces: FaceService | None
     evidence: EvidenceStore
     sink: InfluxSink | None
     ingestor: Ingestor
-    hub: Hub
     authority: Authority
     audit: AuditLog
 
@@ -118,50 +134,60 @@ class Services:
         """Publish a command to one device (not retained: a command is for now, not for a later start)."""
         self.ingestor.publish_to_device(device_id, "cmd", payload, retain=False)
 
+    def publish(self, changes: Changes) -> None:
+        """Each hall's part of a batch to that hall's open pages (a page never sees another hall's news)."""
+        statuses = self.store.device_statuses
+        for hall_id, part in split_by_hall(changes, self.district).items():
+            self.halls[hall_id].hub.publish(change_messages(part, statuses, self.ingestor.counters.as_dict))
 
-def build_services(settings: ServerSettings, hall: HallConfig, clock: Clock) -> Services:
-    """The hall's services wired together; the ingest thread is built, not started."""
+
+def _hall_services(settings: ServerSettings, engine: Engine, hall: HallConfig, source: Path, clock: Clock) -> HallServices:
+    policy = load_policy(hall.policy.preset, hall.policy.overrides, source=source)
+    calendar = load_calendar(hall.calendars)
+    supervisor = Supervisor(engine, hall, policy, calendar, clock)
+    attendance = AttendanceService(engine, hall, policy, calendar, clock)
+    return HallServices(
+        hall, policy, calendar, supervisor, RatingsService(engine, hall, policy, calendar, clock, supervisor.load_days),
+        attendance, TodayAttendance(attendance), PatrolService(engine, hall, policy, calendar, clock), Hub(),
+    )  # fmt: skip
+
+
+def build_services(settings: ServerSettings, district: District, clock: Clock) -> Services:
+    """The district's services wired together; the ingest thread is built, not started."""
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = Store(engine, stale_factor=settings.stale_factor, clock=clock)
-    store.seed(hall)
-    policy = load_policy(hall.policy.preset, hall.policy.overrides, source=settings.hall_file)
-    calendar = load_calendar(hall.calendars)
-    supervisor = Supervisor(engine, hall, policy, calendar, clock)
-    ratings = RatingsService(engine, hall, policy, calendar, clock, supervisor.load_days)
-    attendance = AttendanceService(engine, hall, policy, calendar, clock)
-    today = TodayAttendance(attendance)
-    hub = Hub()
-    patrols = PatrolService(engine, hall, policy, calendar, clock)
+    for hall in district.halls:
+        store.seed(hall)
+    halls = {hall.hall.id: _hall_services(settings, engine, hall, source, clock) for hall, source in zip(district.halls, district.files, strict=True)}
     publisher = GalleryPublisher(
         settings.data_dir / "gallery",
         lambda device_id, payload: ingestor.publish_to_device(device_id, "gal", payload, retain=True),
-        lambda: gallery_devices(store.registry(), hall.hall.id),
+        lambda: sorted(d for hall_id in halls for d in gallery_devices(store.registry(), hall_id)),
         clock=clock,
     )
     faces = face_service(engine, publisher, settings.face_key_file, settings.gallery_key_file, settings.signing_key_file, settings.face_target_far)
     evidence = EvidenceStore(engine, settings.data_dir / "evidence", settings.evidence_retention_days, clock)
-    sink = _influx_sink(settings, hall)
-    periodic: list[Callable[[], object]] = [patrols.start_due_rounds, evidence.tick]
+    sink = _influx_sink(settings, district)
+    periodic: list[Callable[[], object]] = [*(h.patrols.start_due_rounds for h in halls.values()), evidence.tick]
     if faces is not None:
         periodic.append(lambda: faces.tick(ingestor.connection))
+    followers = [f for h in halls.values() for f in (h.ratings.follow, h.today.follow)]
     ingestor = Ingestor(
         store,
-        hall.hall.id,
+        list(halls),
         settings.broker,
-        lambda changes: hub.publish(change_messages(changes, store.device_statuses, ingestor.counters.as_dict)),
-        supervisor=supervisor,
-        followers=[ratings.follow, today.follow, *([sink.follow] if sink else [])],  # the sink after ratings: their alerts are exported too
+        lambda changes: services.publish(changes),
+        supervisor=HallSupervisors({hall_id: h.supervisor for hall_id, h in halls.items()}),
+        followers=[*followers, *([sink.follow] if sink else [])],  # the sink after ratings: their alerts are exported too
         periodic=periodic,
     )
     authority = Authority(UserStore(engine, settings.session_policy), admin_token(settings.admin_token_file))
-    return Services(
-        settings, hall, clock, engine, store, policy, calendar, supervisor, ratings, attendance, today, patrols,
-        publisher, faces, evidence, sink, ingestor, hub, authority, AuditLog(engine, hall.hall.id),
-    )
+    services = Services(settings, district, clock, engine, store, halls, publisher, faces, evidence, sink, ingestor, authority, AuditLog(engine, district.halls[0].hall.id))
+    return services
 
 
-def _influx_sink(settings: ServerSettings, hall: HallConfig) -> InfluxSink | None:
+def _influx_sink(settings: ServerSettings, district: District) -> InfluxSink | None:
     """The time-series export, when the settings name a database to export to."""
     if settings.influx_url is None:
         return None
@@ -171,21 +197,29 @@ def _influx_sink(settings: ServerSettings, hall: HallConfig) -> InfluxSink | Non
         org=settings.influx_org,
         token_file=settings.influx_token_file,
         spool_dir=settings.influx_spool_dir or settings.data_dir / "influx-spool",
-        hall_id=hall.hall.id,
+        hall_id=district.halls[0].hall.id,
     )
 
 
-def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: Clock = shanghai_now) -> FastAPI:
+def create_app(settings: ServerSettings, district: District | HallConfig | None = None, clock: Clock = shanghai_now) -> FastAPI:
     """Build the whole server; the MQTT session starts with the app's lifespan.
 
-    ``clock`` is the hall's clock shown to people (the demo passes its
-    simulator's faster clock); device staleness always uses the wall clock.
+    ``district``: the halls to serve (a single hall is a district of one;
+    None: ``settings.hall_file``).  ``clock`` is the halls' clock shown to
+    people (the demo passes its simulator's faster clock); device staleness
+    always uses the wall clock.
     """
-    s = build_services(settings, hall or load_hall(settings.hall_file), clock)
+    if district is None:
+        district = district_of_hall(settings.hall_file)
+    elif isinstance(district, HallConfig):
+        district = District(info=DistrictInfo(id=district.hall.id, name=district.hall.name), halls=(district,), files=(settings.hall_file,))
+    s = build_services(settings, district, clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        s.hub.loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        for hall in s.halls.values():
+            hall.hub.loop = loop
         if s.sink is not None:
             s.sink.start()
         s.ingestor.start()
@@ -201,27 +235,43 @@ def create_app(settings: ServerSettings, hall: HallConfig | None = None, clock: 
     app.state.ingestor = s.ingestor
     app.state.store = s.store
     app.add_middleware(AuditMiddleware, audit=s.audit)  # every change is audited, with who made it
-    for router in _routers(s):
+    for router in _district_routers(s):
         app.include_router(router)
+    first = next(iter(s.halls.values()))
+    for hall in s.halls.values():  # every hall under /halls/<id>/, the first (the district centre) also at /
+        scope = [Depends(s.authority.hall_scope(hall.hall.hall.id))]
+        for router in _hall_routers(s, hall):
+            app.include_router(router, prefix=f"/halls/{hall.hall.hall.id}", dependencies=scope)
+            if hall is first:
+                app.include_router(router, dependencies=scope)
+    for hall_id in s.halls:
+        app.mount(f"/halls/{hall_id}", StaticFiles(directory=STATIC, html=True), name=f"static-{hall_id}")
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
     return app
 
 
-def _routers(s: Services) -> list[APIRouter]:
-    """Every capability's routes; reading needs a logged-in user, each change its permission."""
-    hall, authority = s.hall, s.authority
-    faces = s.faces
+def _district_routers(s: Services) -> list[APIRouter]:
+    """What belongs to the deployment, not to one hall: logging in, the halls, face enrolment, the gallery download."""
+    authority, faces = s.authority, s.faces
     return [
         session_router(authority, s.audit),
-        hall_router(s.engine, s.store, hall, s.policy, s.clock, s.stats, authority),
-        alerts_router(s.supervisor, authority, s.hub.publish),
-        leave_router(LeaveRegister(s.engine, hall), hall, authority),
-        live_router(s.hub, authority),
-        patrol_router(s.patrols, authority),
-        ratings_router(s.ratings, authority),
-        review_router(s.engine, hall, s.policy, s.calendar, s.clock, authority.principal),
-        attendance_router(s.attendance, s.today, authority),
+        district_router(s.district, authority),
         gallery_router(s.publisher, s.settings.passwd_file),
-        evidence_router(s.evidence, hall.hall.id, s.store.registry, s.settings.passwd_file, authority, s.send_command),
         faces_router(lambda: faces.registry if faces else None, authority, faces.rebuild if faces else lambda: {}),
+    ]
+
+
+def _hall_routers(s: Services, h: HallServices) -> list[APIRouter]:
+    """One hall's routes; reading needs a logged-in user of the hall (or the district), each change its permission."""
+    hall, authority = h.hall, s.authority
+    return [
+        hall_router(s.engine, s.store, hall, h.policy, s.clock, s.stats, authority),
+        alerts_router(h.supervisor, authority, h.hub.publish),
+        leave_router(LeaveRegister(s.engine, hall), hall, authority),
+        live_router(h.hub, authority, hall.hall.id),
+        patrol_router(h.patrols, authority),
+        ratings_router(h.ratings, authority),
+        review_router(s.engine, hall, h.policy, h.calendar, s.clock, authority.principal),
+        attendance_router(h.attendance, h.today, authority),
+        evidence_router(s.evidence, hall.hall.id, s.store.registry, s.settings.passwd_file, authority, s.send_command),
     ]

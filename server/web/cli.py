@@ -11,7 +11,7 @@ import uvicorn
 
 from broker.config_file import ConfigError
 from broker.connection import BrokerSettings
-from server.cli_common import DEFAULT_DB, DEFAULT_HALL, HallFile, fail, load_hall_or_exit, setup_logging
+from server.cli_common import DEFAULT_DB, DEFAULT_HALL, HallFile, fail, setup_logging
 
 commands = typer.Typer()
 
@@ -19,6 +19,7 @@ commands = typer.Typer()
 @commands.command()
 def server(
     hall: HallFile = DEFAULT_HALL,
+    district: Annotated[Optional[Path], typer.Option(help="District file (config/districts/): serve all its halls from this process; instead of --hall.")] = None,
     db: Annotated[str, typer.Option(envvar="HALLWATCH_DATABASE_URL", help="sqlite:///path or postgresql://user@host/db")] = DEFAULT_DB,
     broker: Annotated[str, typer.Option(help="Broker URL (mqtt:// or mqtts://).")] = "mqtt://127.0.0.1:1883",
     username: Annotated[Optional[str], typer.Option(help="Broker user of the server.")] = None,
@@ -42,7 +43,8 @@ def server(
     influx_spool_dir: Annotated[Optional[Path], typer.Option(help="Where points wait while the database is down (default: DATA_DIR/influx-spool).")] = None,
     verbose: bool = False,
 ) -> None:
-    """Run the server: ingest from the broker, API, WebSocket and live page."""
+    """Run the server for a hall (--hall) or a district of halls (--district): ingest from the broker, API, WebSocket and pages."""
+    from server.config.district import district_of_hall, load_district
     from server.users.accounts import SessionPolicy
     from server.web.app import ServerSettings, create_app
 
@@ -53,8 +55,12 @@ def server(
             "(evidence upload, gallery download): give --passwd-file, the broker's passwd file "
             "(e.g. /etc/hallwatch/broker/passwd, from hallwatch broker add-server --auth-dir)"
         )
+    try:
+        served = load_district(district) if district is not None else district_of_hall(hall)
+    except ConfigError as exc:
+        fail(str(exc))
     settings = ServerSettings(
-        hall_file=hall,
+        hall_file=served.files[0],
         database_url=db,
         broker=BrokerSettings(url=broker, username=username, password_file=password_file, ca_file=ca_file),
         data_dir=data_dir,
@@ -72,7 +78,7 @@ def server(
         session_policy=SessionPolicy(timedelta(minutes=session_idle_minutes), timedelta(hours=session_hours)),
     )
     try:
-        application = create_app(settings, load_hall_or_exit(hall))
+        application = create_app(settings, served)
     except ConfigError as exc:
         fail(str(exc))
     freeze_startup_objects()
@@ -82,8 +88,8 @@ def server(
 def serve(application: Any, host: str, port: int) -> None:
     """Serve the API and pages until interrupted.
 
-    The live page's WebSocket goes uncompressed: its messages are small and
-    many (one per event), and deflating each cost the server about a tenth
+    The live page's WebSocket goes uncompressed: its frames are many (one
+    per ingest batch), and deflating each cost the server about a tenth
     of its CPU under load, more than the bytes are worth on a hall's intranet.
     """
     uvicorn.run(application, host=host, port=port, log_level="warning", ws_per_message_deflate=False)

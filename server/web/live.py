@@ -69,14 +69,15 @@ def change_messages(
     return messages
 
 
-def live_router(hub: Hub, authority: Authority) -> APIRouter:
+def live_router(hub: Hub, authority: Authority, hall_id: str) -> APIRouter:
     """``/ws``: a logged-in page receives every batch's change messages (one array per frame) until it closes."""
     router = APIRouter()
 
     @router.websocket("/ws")
     async def websocket(socket: WebSocket) -> None:
-        if await asyncio.to_thread(authority.identify, socket) is None:
-            await socket.close(code=1008, reason="log in first")
+        principal = await asyncio.to_thread(authority.identify, socket)
+        if principal is None or principal.hall not in (None, hall_id):
+            await socket.close(code=1008, reason="log in first" if principal is None else f"not a user of hall {hall_id}")
             return
         await socket.accept()
         queue: asyncio.Queue[Frame | None] = asyncio.Queue(Hub.QUEUE_MAX)

@@ -77,6 +77,8 @@
  */
 (function () {
   "use strict";
+  // A hall's page is served under /halls/<id>/ and calls that hall's API there; at / it is the district centre's.
+  var HALL = (window.location.pathname.match(/^\/halls\/[a-z0-9][a-z0-9_-]*/) || [""])[0];
 
   var EVENT_LIMIT = 50;
   var DEFAULT_TZ = "Asia/Shanghai";
@@ -894,8 +896,8 @@
     var day = hallDay();
     if (!day || !me) return;
     Promise.all([
-      getJSON("/api/attendance/today").catch(function () { return null; }),
-      getJSON("/api/ratings/stats?by=window&period=day&from=" + day + "&to=" + day).catch(function () { return null; })
+      getJSON(HALL + "/api/attendance/today").catch(function () { return null; }),
+      getJSON(HALL + "/api/ratings/stats?by=window&period=day&from=" + day + "&to=" + day).catch(function () { return null; })
     ]).then(function (r) {
       var att = r[0] ? r[0].summary : null;  // 应到/已到/迟到 as the server holds them (its today)
       var totals = r[1] && r[1].totals ? r[1].totals : null;
@@ -1341,7 +1343,7 @@
     pendingAck[id] = true;
     delete ackErrors[id];
     renderAlerts();
-    postJSON("/api/alerts/" + encodeURIComponent(id) + "/ack", null).then(function (a) {
+    postJSON(HALL + "/api/alerts/" + encodeURIComponent(id) + "/ack", null).then(function (a) {
       delete pendingAck[id];
       if (a && a.id !== undefined) {
         upsertAlert(a);
@@ -1433,8 +1435,8 @@
     alertFetchGen++;
     var gen = alertFetchGen;
     return Promise.all([
-      getJSONOrNull("/api/alerts?active=true&limit=100"),
-      getJSONOrNull("/api/alerts?limit=50")
+      getJSONOrNull(HALL + "/api/alerts?active=true&limit=100"),
+      getJSONOrNull(HALL + "/api/alerts?limit=50")
     ]).then(function (r) {
       if (gen !== alertFetchGen) return;
       if (r[0] === null && r[1] === null) return;
@@ -1546,7 +1548,7 @@
     patrolFetchGen++;
     var gen = patrolFetchGen;
     var day = hallDay();
-    var url = "/api/patrols" + (day ? "?day=" + encodeURIComponent(day) : "");
+    var url = HALL + "/api/patrols" + (day ? "?day=" + encodeURIComponent(day) : "");
     return getJSON(url).then(function (list) {
       if (gen !== patrolFetchGen) return null;
       var ids = [];
@@ -1554,7 +1556,7 @@
         if (r && r.id !== undefined && r.id !== null) ids.push(r.id);
       });
       return Promise.all(ids.map(function (id) {
-        return getJSON("/api/patrols/" + encodeURIComponent(id)).catch(function (err) {
+        return getJSON(HALL + "/api/patrols/" + encodeURIComponent(id)).catch(function (err) {
           if (window.console) console.warn("HallWatch: patrol round fetch failed", err);
           return null;
         });
@@ -1697,7 +1699,7 @@
     findingPending[id] = action;
     delete findingErrors[id];
     renderPatrols(true);
-    postJSON("/api/findings/" + encodeURIComponent(id) + "/" + action, body).then(function (updated) {
+    postJSON(HALL + "/api/findings/" + encodeURIComponent(id) + "/" + action, body).then(function (updated) {
       delete findingPending[id];
       if (action === "dismiss") delete dismissOpen[id];
       if (updated && updated.id !== undefined) putFinding(updated);
@@ -2128,11 +2130,11 @@
     wsEventsDuringFetch = [];
     refetchAlerts();
     return Promise.all([
-      getJSON("/api/hall"),
-      getJSON("/api/windows"),
-      getJSON("/api/devices"),
-      getJSON("/api/stats"),
-      getJSON("/api/events?limit=" + EVENT_LIMIT)
+      getJSON(HALL + "/api/hall"),
+      getJSON(HALL + "/api/windows"),
+      getJSON(HALL + "/api/devices"),
+      getJSON(HALL + "/api/stats"),
+      getJSON(HALL + "/api/events?limit=" + EVENT_LIMIT)
     ]).then(function (r) {
       if (gen !== fetchGen) return;  // a newer refetch superseded this one
       var h = r[0] || {};
@@ -2199,7 +2201,7 @@
   // ---------------------------------------------------------------- websocket
   function wsUrl() {
     var proto = window.location.protocol === "https:" ? "wss:" : "ws:";
-    return proto + "//" + window.location.host + "/ws";
+    return proto + "//" + window.location.host + HALL + "/ws";
   }
 
   function setConn(s) {

@@ -10,6 +10,8 @@
  */
 (function () {
   "use strict";
+  // A hall's page is served under /halls/<id>/ and calls that hall's API there; at / it is the district centre's.
+  var HALL = (window.location.pathname.match(/^\/halls\/[a-z0-9][a-z0-9_-]*/) || [""])[0];
 
   var TEXT = {
     zh: {
@@ -218,12 +220,12 @@
     stopReplay();
     status(t("loading"));
     var query = "day=" + encodeURIComponent($("day").value) + ($("window").value ? "&window=" + encodeURIComponent($("window").value) : "");
-    get("/api/review/day?" + query).then(drawDay, function (error) { status(t("failed") + error.message); });
+    get(HALL + "/api/review/day?" + query).then(drawDay, function (error) { status(t("failed") + error.message); });
   }
 
   function loadHeat(event) {
     if (event) event.preventDefault();
-    get("/api/review/occupancy?from=" + encodeURIComponent($("from").value) + "&to=" + encodeURIComponent($("to").value)).then(drawHeat, function (error) { status(t("failed") + error.message); });
+    get(HALL + "/api/review/occupancy?from=" + encodeURIComponent($("from").value) + "&to=" + encodeURIComponent($("to").value)).then(drawHeat, function (error) { status(t("failed") + error.message); });
   }
 
   // ---------------------------------------------------------------- rating trends (评价趋势)
@@ -301,7 +303,7 @@
   function loadTrend(event) {
     if (event) event.preventDefault();
     $("trend-status").textContent = t("loading");
-    get("/api/ratings/stats?by=window&period=day&from=" + encodeURIComponent($("trend-from").value) + "&to=" + encodeURIComponent($("trend-to").value)).then(function (data) {
+    get(HALL + "/api/ratings/stats?by=window&period=day&from=" + encodeURIComponent($("trend-from").value) + "&to=" + encodeURIComponent($("trend-to").value)).then(function (data) {
       trendLoaded = data;
       drawTrend();
     }, function (error) { $("trend-status").textContent = t("failed") + error.message; });
@@ -361,7 +363,7 @@
     if (event) event.preventDefault();
     var parts = $("cal-month").value.split("-"), year = Number(parts[0]), month = Number(parts[1]);
     $("cal-status").textContent = t("loading");
-    get("/api/attendance/" + year + "/" + month).then(function (people) {
+    get(HALL + "/api/attendance/" + year + "/" + month).then(function (people) {
       monthLoaded = { year: year, month: month, people: people };
       var select = $("cal-clerk"), chosen = select.value || new URLSearchParams(location.search).get("clerk");
       select.textContent = "";
@@ -394,7 +396,7 @@
     $("trend-window").addEventListener("change", drawTrend);
     $("cal-pick").addEventListener("submit", loadCalendar);
     $("cal-clerk").addEventListener("change", drawCalendar);
-    get("/api/windows").then(function (windows) {
+    get(HALL + "/api/windows").then(function (windows) {
       windows.forEach(function (w) {
         var option = el("option", null, w.name);
         option.value = w.id;

@@ -15,6 +15,8 @@
  */
 (function () {
   "use strict";
+  // A hall's page is served under /halls/<id>/ and calls that hall's API there; at / it is the district centre's.
+  var HALL = (window.location.pathname.match(/^\/halls\/[a-z0-9][a-z0-9_-]*/) || [""])[0];
 
   var TEXT = {
     zh: {
@@ -224,7 +226,7 @@
   function step(order, action, note, problem) {
     var text = note.value.trim();
     if (!text) { problem.textContent = t("needNote"); note.focus(); return; }
-    take("order-" + order.id, "/api/work-orders/" + order.id + "/" + action, { note: text }, problem, function (changed) {
+    take("order-" + order.id, HALL + "/api/work-orders/" + order.id + "/" + action, { note: text }, problem, function (changed) {
       orders = orders.map(function (o) { return o.id === changed.id ? changed : o; });
       say("orders-status", t("done") + "#" + changed.id + " " + statusText(changed.status, changed.status_zh));
       redraw('[data-order-id="' + changed.id + '"]', orderCard(changed));
@@ -237,7 +239,7 @@
     var query = [];
     if ($("order-status").value) query.push("status=" + encodeURIComponent($("order-status").value));
     if ($("order-overdue").checked) query.push("overdue=true");
-    get("/api/work-orders" + (query.length ? "?" + query.join("&") : "")).then(drawOrders, function (error) { say("orders-status", t("failed") + error.message, true); });
+    get(HALL + "/api/work-orders" + (query.length ? "?" + query.join("&") : "")).then(drawOrders, function (error) { say("orders-status", t("failed") + error.message, true); });
   }
 
   // ------------------------------------------------------------ findings
@@ -284,7 +286,7 @@
     var text = note.value.trim();
     if (!text && action !== "confirm") { problem.textContent = t("needReason"); note.focus(); return; }
     var body = action === "confirm" ? { note: text } : { reason: text };
-    take("finding-" + finding.id, "/api/findings/" + finding.id + "/" + action, body, problem, function (changed) {
+    take("finding-" + finding.id, HALL + "/api/findings/" + finding.id + "/" + action, body, problem, function (changed) {
       findings = findings.map(function (f) { return f.id === changed.id ? changed : f; });
       say("findings-status", t("done") + "#" + changed.id + " " + findingStatus(changed));
       redraw('[data-finding-id="' + changed.id + '"]', findingCard(changed));
@@ -297,7 +299,7 @@
     var query = ["limit=200"];
     if ($("finding-status").value) query.push("status=" + encodeURIComponent($("finding-status").value));
     if ($("finding-window").value) query.push("window=" + encodeURIComponent($("finding-window").value));
-    get("/api/findings?" + query.join("&")).then(drawFindings, function (error) { say("findings-status", t("failed") + error.message, true); });
+    get(HALL + "/api/findings?" + query.join("&")).then(drawFindings, function (error) { say("findings-status", t("failed") + error.message, true); });
   }
 
   // ------------------------------------------------------------ patrols
@@ -342,7 +344,7 @@
         finish.type = "button";
         finish.addEventListener("click", function () {
           finish.disabled = true;
-          post("/api/patrols/" + r.id + "/finish", {}).then(function (view) {
+          post(HALL + "/api/patrols/" + r.id + "/finish", {}).then(function (view) {
             loadPatrols(null, t("finished") + (lang === "zh" ? view.kind_zh : view.kind) + " " + (view.name || "") + " " + hhmm(view.ended_at));
           }, function (error) { finish.disabled = false; say("patrols-status", error.status + " " + error.message, true); });
         });
@@ -350,7 +352,7 @@
       }
       var open = el("button", "round-open", t("details"));
       open.type = "button";
-      open.addEventListener("click", function () { get("/api/patrols/" + r.id).then(drawRound, function (error) { say("patrols-status", t("failed") + error.message, true); }); });
+      open.addEventListener("click", function () { get(HALL + "/api/patrols/" + r.id).then(drawRound, function (error) { say("patrols-status", t("failed") + error.message, true); }); });
       cell.appendChild(open);
       tr.appendChild(cell);
       body.appendChild(tr);
@@ -392,9 +394,9 @@
     $("round-detail").textContent = "";
     round = null;
     say("patrols-status", t("loading"));
-    get("/api/patrols" + (day ? "?day=" + encodeURIComponent(day) : "")).then(function (data) {
+    get(HALL + "/api/patrols" + (day ? "?day=" + encodeURIComponent(day) : "")).then(function (data) {
       $("patrol-day").value = data.day;
-      $("bulletin-link").href = "/api/bulletins/" + monday(data.day) + ".xlsx";
+      $("bulletin-link").href = HALL + "/api/bulletins/" + monday(data.day) + ".xlsx";
       drawRounds(data);
       if (message) say("patrols-status", message);
     }, function (error) { say("patrols-status", t("failed") + error.message, true); });
@@ -437,7 +439,7 @@
     $("round-error").textContent = "";
     var body = { kind: $("round-kind").value };
     if ($("round-name").value) body.round = $("round-name").value;
-    post("/api/patrols", body).then(function (view) {
+    post(HALL + "/api/patrols", body).then(function (view) {
       $("patrol-day").value = "";
       loadPatrols(null, t("started_") + (lang === "zh" ? view.kind_zh : view.kind) + " " + (view.name || "") + " " + hhmm(view.started_at));
       drawRound(view);
@@ -452,7 +454,7 @@
     if (!note.value.trim()) { problem.textContent = t("needReason"); note.focus(); return; }
     var body = { window: $("new-window").value, category: $("new-category").value, note: note.value.trim() };
     if ($("new-round").value) body.round_id = Number($("new-round").value);
-    post("/api/findings", body).then(function (made) {
+    post(HALL + "/api/findings", body).then(function (made) {
       note.value = "";
       findings = [made].concat(findings || []);
       $("finding-list").insertBefore(findingCard(made), $("finding-list").firstChild);
@@ -487,7 +489,7 @@
     var img = $("evidence-img");
     img.alt = t("picture") + "：" + t("window") + " " + p.window_id + "，" + t(p.cause) + "，" + when(p.taken_at);
     img.onerror = function () { say("evidence-status", t("failed") + p.id, true); };
-    img.src = "/api/evidence/" + encodeURIComponent(p.id);
+    img.src = HALL + "/api/evidence/" + encodeURIComponent(p.id);
     $("evidence-caption").textContent = evidenceLabel(p) + " · " + p.device_id;
     $("evidence-figure").hidden = false;
   }
@@ -496,7 +498,7 @@
     if (event) event.preventDefault();
     var windowId = $("evidence-window").value;
     say("evidence-status", t("loading"));
-    get("/api/evidence?limit=50" + (windowId ? "&window_id=" + encodeURIComponent(windowId) : "")).then(drawEvidence, function (error) {
+    get(HALL + "/api/evidence?limit=50" + (windowId ? "&window_id=" + encodeURIComponent(windowId) : "")).then(drawEvidence, function (error) {
       $("evidence-list").textContent = "";
       $("evidence-figure").hidden = true;
       say("evidence-status", (error.status === 403 ? "403 " : t("failed")) + error.message, true);
@@ -520,7 +522,7 @@
       session = who;
       permissions = who.permissions || [];
       drawWho();
-      get("/api/windows").then(function (windows) {
+      get(HALL + "/api/windows").then(function (windows) {
         windows.forEach(function (w) {
           ["evidence-window", "finding-window", "new-window"].forEach(function (id) {
             var option = el("option", null, w.name + (id === "new-window" && w.department ? "（" + w.department + "）" : ""));
@@ -532,7 +534,7 @@
       var officer = permissions.indexOf("patrols.run") >= 0;
       $("finding-new").hidden = !officer;
       $("round-start").hidden = !officer;
-      if (officer) get("/api/finding-categories").then(function (list) { categories = list; fillCategories(); }, function () {});
+      if (officer) get(HALL + "/api/finding-categories").then(function (list) { categories = list; fillCategories(); }, function () {});
       loadOrders();
       loadFindings();
       loadPatrols();
