@@ -4,6 +4,7 @@ sees only their hall — every route of another hall answers 403, its live feed 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy.engine import Engine
 from starlette.websockets import WebSocketDisconnect
 
 from broker.connection import BrokerSettings
+from broker.timeutil import HALL_TZ
 from server.config.district import load_district
 from server.db import make_engine
 from server.users.accounts import UserStore
@@ -21,7 +23,8 @@ from server.web.app import ServerSettings, create_app
 from users import PASSWORD
 
 DISTRICT_FILE = ROOT / "config/districts/demo.toml"
-DISTRICT_ROUTES = ("/api/session", "/api/audit", "/api/halls", "/api/faces", "/api/gallery", "/api/devices/gallery")
+MONDAY_TEN = datetime(2026, 3, 2, 10, 0, tzinfo=HALL_TZ)
+DISTRICT_ROUTES = ("/api/session", "/api/audit", "/api/halls", "/api/district", "/api/faces", "/api/gallery", "/api/devices/gallery")
 
 
 @pytest.fixture
@@ -29,7 +32,7 @@ def district(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     """The district's app (lifespan not started: no broker session) and its database."""
     district = load_district(DISTRICT_FILE)
     settings = ServerSettings(hall_file=district.files[0], database_url=db_url, broker=BrokerSettings(url="mqtt://127.0.0.1:9"), data_dir=tmp_path / "data")
-    app = create_app(settings, district)
+    app = create_app(settings, district, clock=lambda: MONDAY_TEN)
     engine = make_engine(db_url)
     yield app, engine
     engine.dispose()
@@ -92,3 +95,33 @@ def test_a_halls_user_gets_no_live_feed_of_another_hall(district) -> None:  # ty
         with pytest.raises(WebSocketDisconnect):
             with client.websocket_connect(path, headers=town) as socket:
                 socket.receive_json()
+
+
+def test_the_district_overview_has_every_hall_worst_first_and_a_halls_user_only_theirs(district) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy.orm import Session
+
+    from server.db import AlertRow, DeviceRow, WindowRow
+
+    app, engine = district
+    client = TestClient(app)
+    office = _cookie(engine, "district-office", "office", None)
+    town = _cookie(engine, "town-office", "office", "dyz")
+    now = MONDAY_TEN
+    with Session(engine) as session, session.begin():  # the street centre has an unattended window and an alert
+        session.get(WindowRow, "qj-w02").state = "vacant"
+        session.get(WindowRow, "qj-w01").state = "staffed"
+        session.get(DeviceRow, "dy-cam-01").status = "offline"
+        session.add(AlertRow(hall_id="qjjd", window_id="qj-w02", type="vacant", severity="high", condition_since=now, raised_at=now, live=True, threshold_s=300, source="003", facts={}))
+    overview = client.get("/api/district/overview", headers=office).json()
+    assert overview["day"] == "2026-03-02"
+    rows = overview["halls"]
+    assert [r["id"] for r in rows] == ["qjjd", "dyz", "demo"], "most alerts first, then vacant windows, absences, devices down"
+    street = rows[0]
+    assert street["name"] == "曲江街道便民服务中心" and street["page"] == "/halls/qjjd/"
+    assert street["active_alerts"] == 1 and street["windows"]["vacant"] == 1 and street["windows"]["staffed"] == 1
+    assert set(street["attendance"]) == {"expected", "arrived", "late", "absent"} and set(street["ratings"]) == {"rated", "bad", "open_orders"}
+    assert rows[1]["devices"]["offline"] == 1
+    assert [r["id"] for r in client.get("/api/district/overview", headers=town).json()["halls"]] == ["dyz"]
+    assert client.get("/api/district/overview").status_code == 401
+    page = client.get("/district.html")
+    assert page.status_code == 200 and "区级总览" in page.text

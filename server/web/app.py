@@ -60,6 +60,7 @@ from server.users.authority import Authority
 from server.ingest.batch import Changes
 from server.web.district import district_router, split_by_hall
 from server.web.live import Hub, change_messages, live_router
+from server.web.overview import overview_router
 
 STATIC = Path(__file__).with_name("static")
 
@@ -256,6 +257,7 @@ def _district_routers(s: Services) -> list[APIRouter]:
     return [
         session_router(authority, s.audit),
         district_router(s.district, authority),
+        overview_router(s.engine, s.halls, lambda: s.clock().date(), authority),
         gallery_router(s.publisher, s.settings.passwd_file),
         faces_router(lambda: faces.registry if faces else None, authority, faces.rebuild if faces else lambda: {}),
     ]
