@@ -15,20 +15,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Depends
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from server.attendance.today import TodayAttendance
+from server.config.hall import HallConfig
 from server.db import AlertRow, DeviceRow, RatingRow, WindowRow, WorkOrderRow
 from server.ratings.service import OPEN_EXCLUDED
+from server.rules.policy import Policy
 from server.users.accounts import Principal
 from server.users.authority import Authority
 
-if TYPE_CHECKING:
-    from server.web.app import HallServices
+
+class HallServices(Protocol):
+    """What a row needs of a hall's services (server.web.app.HallServices)."""
+
+    hall: HallConfig
+    policy: Policy
+    today: TodayAttendance
 
 WINDOW_STATES = ("staffed", "paused", "vacant", "unknown")
 DEVICE_STATES = ("online", "offline", "stale", "never_seen")
