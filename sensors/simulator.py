@@ -58,6 +58,7 @@ class SimClock:
         self._lock = threading.Lock()
         self.speed = speed
         self._state_file = state_file
+        self._saving = threading.Lock()
         self._origin, self._t0 = start, time.monotonic()
         if state_file is not None and state_file.exists():
             saved = json.loads(state_file.read_text())
@@ -80,9 +81,10 @@ class SimClock:
         """Remember the current hall time (atomically) for the next start."""
         if self._state_file is None:
             return
-        tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"hall": self().isoformat(), "wall": time.time()}))
-        tmp.replace(self._state_file)
+        with self._saving:  # the halls of a district share one clock, each simulator saving it
+            tmp = self._state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"hall": self().isoformat(), "wall": time.time()}))
+            tmp.replace(self._state_file)
 
 
 @dataclass

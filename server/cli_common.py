@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 console = Console(stderr=True)
 DEFAULT_HALL = Path("config/halls/demo.toml")
+DEFAULT_DISTRICT = Path("config/districts/demo.toml")
 DEFAULT_DB = "sqlite:///var/hallwatch.db"
 HallFile = Annotated[Path, typer.Option("--hall", help="Hall file (windows and devices).")]
 Db = Annotated[str, typer.Option(envvar="HALLWATCH_DATABASE_URL", help="sqlite:///path or postgresql://user@host/db")]

@@ -1,4 +1,4 @@
-"""README command 1: the demo hall answers and its windows change state."""
+"""README command 1: the demo district (three halls) answers, opens on its overview, and its windows change state."""
 
 from __future__ import annotations
 
@@ -42,6 +42,11 @@ def test_demo_page_answers_and_windows_change_state(tmp_path: Path) -> None:
         office, viewer = httpx.Client(base_url=base), httpx.Client(base_url=base)
         for client, name in ((office, "office"), (viewer, "viewer")):
             assert client.post("/api/session", json={"username": name, "password": accounts[name]}).status_code == 200
+        halls = office.get("/api/halls").json()["halls"]
+        assert len(halls) >= 3 and len({h["windows"] for h in halls}) == len(halls), "a district of halls of different sizes"
+        assert f"{base}/district.html" in demo.log_path.read_text(), "the demo opens on the district overview"
+        assert "区级总览" in httpx.get(f"{base}/district.html").text
+        wait_for(lambda: all(r["devices"]["online"] for r in office.get("/api/district/overview").json()["halls"]), 60, "every hall's devices online")
         windows = office.get("/api/windows").json()
         assert len(windows) >= 12
 

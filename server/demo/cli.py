@@ -1,5 +1,5 @@
-"""``hallwatch demo`` (everything on embedded defaults, one process) and ``hallwatch simulate``
-(the demo hall's devices against any broker)."""
+"""``hallwatch demo`` (the demo district of three halls on embedded defaults, one process) and
+``hallwatch simulate`` (one hall's devices against any broker)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import typer
 from broker.config_file import ConfigError
 from broker.connection import BrokerSettings
 from broker.timeutil import HALL_TZ
-from server.cli_common import DEFAULT_HALL, HallFile, console, fail, load_hall_or_exit, setup_logging
+from server.cli_common import DEFAULT_DISTRICT, DEFAULT_HALL, HallFile, console, fail, load_hall_or_exit, setup_logging
 
 commands = typer.Typer()
 
@@ -37,7 +37,7 @@ def simulate(
     hall_config = load_hall_or_exit(hall)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    runtimes, simulator = _start_simulation(hall_config, broker, state_dir, credentials_dir, speed, start, seed, heartbeat)
+    runtimes, (simulator,), _ = _start_simulation([hall_config], broker, state_dir, credentials_dir, speed, start, seed, heartbeat)
     try:
         simulator.run(stop)
     except KeyboardInterrupt:
@@ -54,14 +54,15 @@ def _drain_and_stop(runtimes, timeout: float = 60.0) -> None:  # type: ignore[no
         runtime.stop()
 
 
-def _start_simulation(hall, broker_url, state_dir, credentials_dir, speed, start, seed, heartbeat):  # type: ignore[no-untyped-def]
+def _start_simulation(halls, broker_url, state_dir, credentials_dir, speed, start, seed, heartbeat):  # type: ignore[no-untyped-def]
+    """Every hall's simulated clerks and devices on one simulated clock (the first hall's working day)."""
     from sensors.simulator import SimClock, SimulatedHall, simulated_runtimes
 
     from server.config.calendar import load_calendar
     from server.config.policy import load_policy
     from server.rules.calendar import CalendarGapError
 
-    calendar = load_calendar(hall.calendars)
+    calendar = load_calendar(halls[0].calendars)
     try:
         hh, mm = (int(part) for part in start.split(":"))
         day = datetime.now(HALL_TZ).date()
@@ -74,16 +75,21 @@ def _start_simulation(hall, broker_url, state_dir, credentials_dir, speed, start
         fail(str(exc))
     state_dir.mkdir(parents=True, exist_ok=True)
     clock = SimClock(begin, speed, state_file=state_dir / "clock.json")
-    runtimes = simulated_runtimes(hall, broker_url, state_dir, clock, credentials_dir=credentials_dir, heartbeat_s=heartbeat)
-    for runtime in runtimes.values():
-        runtime.start()
-    try:
-        policy = load_policy(hall.policy.preset, hall.policy.overrides)
-    except ConfigError as exc:
-        fail(str(exc))
-    hours = tuple((s.start, s.end) for s in sorted(policy.schedule.sessions, key=lambda s: s.start))
-    simulator = SimulatedHall(hall, runtimes, clock, seed=seed, seat_heartbeat_s=heartbeat, is_working_day=calendar.is_working_day, hours=hours)
-    return runtimes, simulator
+    runtimes = {}
+    simulators = []
+    for index, hall in enumerate(halls):
+        started = simulated_runtimes(hall, broker_url, state_dir, clock, credentials_dir=credentials_dir, heartbeat_s=heartbeat)
+        for runtime in started.values():
+            runtime.start()
+        runtimes |= started
+        try:
+            policy = load_policy(hall.policy.preset, hall.policy.overrides)
+        except ConfigError as exc:
+            fail(str(exc))
+        hours = tuple((s.start, s.end) for s in sorted(policy.schedule.sessions, key=lambda s: s.start))
+        days = load_calendar(hall.calendars).is_working_day
+        simulators.append(SimulatedHall(hall, started, clock, seed=seed + index, seat_heartbeat_s=heartbeat, is_working_day=days, hours=hours))
+    return runtimes, simulators, clock
 
 
 @commands.command()
@@ -95,8 +101,9 @@ def demo(
     seed: int = 1,
     verbose: bool = False,
 ) -> None:
-    """The demo hall on embedded defaults: amqtt broker, SQLite, simulator, live page."""
+    """The demo district on embedded defaults: three halls (config/districts/demo.toml), amqtt broker, SQLite, simulators, pages."""
     from broker.embedded import EmbeddedBroker
+    from server.config.district import load_district
     from server.db import make_engine
     from server.users.accounts import UserStore
     from server.users.cli import demo_users
@@ -104,7 +111,10 @@ def demo(
     from server.web.cli import freeze_startup_objects, serve
 
     setup_logging(verbose)
-    hall_config = load_hall_or_exit(DEFAULT_HALL)
+    try:
+        district = load_district(DEFAULT_DISTRICT)
+    except ConfigError as exc:
+        fail(str(exc))
     embedded = EmbeddedBroker(port=broker_port)
     try:
         embedded.start()
@@ -112,23 +122,30 @@ def demo(
         fail(str(exc))
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = ServerSettings(
-        hall_file=DEFAULT_HALL,
+        hall_file=district.files[0],
         database_url=f"sqlite:///{(data_dir / 'hallwatch.db').resolve()}",
         broker=BrokerSettings(url=embedded.url),
     )
     stop = threading.Event()
-    runtimes, simulator = _start_simulation(hall_config, embedded.url, data_dir / "devices", None, speed, "07:58", seed, 5.0)
-    application = create_app(settings, hall_config, clock=simulator.clock)
-    demo_users(UserStore(make_engine(settings.database_url)), data_dir, hall_config.windows[0].department)
+    runtimes, simulators, clock = _start_simulation(list(district.halls), embedded.url, data_dir / "devices", None, speed, "07:58", seed, 5.0)
+    application = create_app(settings, district, clock=clock)
+    demo_users(UserStore(make_engine(settings.database_url)), data_dir, district.halls[0].windows[0].department)
     freeze_startup_objects()
-    sim_thread = threading.Thread(target=simulator.run, args=(stop,), name="simulator", daemon=True)
-    sim_thread.start()
-    console.print(f"[bold green]示范大厅已启动 demo hall running:[/] http://127.0.0.1:{port}  (Ctrl+C to stop)")
+    threads = [threading.Thread(target=s.run, args=(stop,), name=f"simulator-{s.hall.hall.id}", daemon=True) for s in simulators]
+    for thread in threads:
+        thread.start()
+    names = "、".join(h.hall.name for h in district.halls)
+    console.print(f"[bold green]{district.info.name} 示范区已启动 demo district running[/] ({names}):")
+    console.print(f"  区级总览 district overview: http://127.0.0.1:{port}/district.html")
+    for hall in district.halls:
+        console.print(f"  {hall.hall.name}: http://127.0.0.1:{port}/halls/{hall.hall.id}/")
+    console.print("  (Ctrl+C to stop)")
     try:
         serve(application, "127.0.0.1", port)
     finally:
         stop.set()
-        sim_thread.join(5)
+        for thread in threads:
+            thread.join(5)
         for runtime in runtimes.values():
             runtime.stop()  # what is not delivered stays in the outbox for the next demo
         embedded.stop()
