@@ -125,3 +125,26 @@ def test_the_district_overview_has_every_hall_worst_first_and_a_halls_user_only_
     assert client.get("/api/district/overview").status_code == 401
     page = client.get("/district.html")
     assert page.status_code == 200 and "区级总览" in page.text
+
+
+def test_the_district_ranks_its_halls_by_satisfaction_then_bad_ratings(district) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy.orm import Session
+
+    from server.db import RatingRow
+
+    app, engine = district
+    client = TestClient(app)
+    office = _cookie(engine, "district-office", "office", None)
+    town = _cookie(engine, "town-office", "office", "dyz")
+    given = [("demo", "w01", 5), ("demo", "w02", 5), ("qjjd", "qj-w01", 5), ("qjjd", "qj-w02", 1)]
+    with Session(engine) as session, session.begin():
+        for number, (hall, window, level) in enumerate(given, 1):
+            session.add(RatingRow(
+                hall_id=hall, msg_id=f"m{number}", origin="device", window_id=window, level=level, cases=[], day=MONDAY_TEN.date(), rated_at=MONDAY_TEN,
+                device_id="ev", boot=1, seq=number, historical=False, stored_at=MONDAY_TEN, signals=[],
+            ))  # fmt: skip
+    ranking = client.get("/api/district/ratings", params={"from": "2026-03-02", "to": "2026-03-02"}, headers=office).json()
+    rows = [(h["id"], h["rank"], h["rated"], h["satisfaction_rate"]) for h in ranking["halls"]]
+    assert rows == [("demo", 1, 2, 1.0), ("qjjd", 2, 2, 0.5), ("dyz", None, 0, None)], "a hall without ratings is listed, unranked"
+    assert [h["id"] for h in client.get("/api/district/ratings", params={"from": "2026-03-02", "to": "2026-03-02"}, headers=town).json()["halls"]] == ["dyz"]
+    assert client.get("/api/district/ratings", params={"from": "2026-03-03", "to": "2026-03-02"}, headers=office).status_code == 422

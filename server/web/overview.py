@@ -14,10 +14,11 @@ online — ties by the district file's order.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import date
 from typing import Any, Protocol
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -25,7 +26,9 @@ from sqlalchemy.orm import Session
 from server.attendance.today import TodayAttendance
 from server.config.hall import HallConfig
 from server.db import AlertRow, DeviceRow, RatingRow, WindowRow, WorkOrderRow
-from server.ratings.service import OPEN_EXCLUDED
+from server.ratings.service import OPEN_EXCLUDED, RatingsService
+from server.ratings.views import RatingViews
+from server.rules.ratings import rank
 from server.rules.policy import Policy
 from server.users.accounts import Principal
 from server.users.authority import Authority
@@ -37,6 +40,7 @@ class HallServices(Protocol):
     hall: HallConfig
     policy: Policy
     today: TodayAttendance
+    ratings: RatingsService
 
 WINDOW_STATES = ("staffed", "paused", "vacant", "unknown")
 DEVICE_STATES = ("online", "offline", "stale", "never_seen")
@@ -90,5 +94,28 @@ def overview_router(engine: Engine, halls: Mapping[str, HallServices], today: Ca
         day = today()
         rows = [hall_row(engine, hall, day) for hall_id, hall in halls.items() if principal.hall in (None, hall_id)]
         return {"day": day.isoformat(), "halls": worst_first(rows)}
+
+    @router.get("/api/district/ratings")
+    def ratings_ranking(
+        start: date | None = Query(None, alias="from"), end: date | None = Query(None, alias="to"), principal: Principal = Depends(authority.principal)
+    ) -> dict[str, Any]:
+        """The halls' 好差评 over the days asked for (default: this month), ranked as seed 003 ranks windows:
+        higher satisfaction first, then the lower bad-rating rate; equal rates share a rank, halls without a
+        rating are listed unranked.  A hall's rates come from its summed counts, never from averages."""
+        visible = {hall_id: hall for hall_id, hall in halls.items() if principal.hall in (None, hall_id)}
+        first, last = RatingViews(next(iter(halls.values())).ratings).span(start, end)
+        label = first.isoformat() if first == last else f"{first.isoformat()}—{last.isoformat()}"
+        totals = [replace(hall.ratings.stats("window", "month", first, last).totals, key=hall_id, period=label) for hall_id, hall in visible.items()]
+        return {
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "halls": [
+                {
+                    "id": row.key, "name": visible[row.key].hall.hall.name, "rank": row.rank, "rated": row.rated, "satisfied": row.satisfied, "bad": row.bad,
+                    "satisfaction_rate": row.satisfaction_rate, "bad_rate": row.bad_rate, "work_orders": row.work_orders, "on_time_rate": row.on_time_rate,
+                }  # fmt: skip
+                for row in rank(totals)
+            ],
+        }
 
     return router
