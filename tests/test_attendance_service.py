@@ -28,6 +28,7 @@ from server.config.policy import load_policy
 from server.ingest.batch import Inbound
 from server.ingest.store import Store
 from server.ingest.validation import check_message
+from server.rules.attendance import Punch
 
 HALL = load_hall(ROOT / "config/halls/demo.toml")
 POLICY = load_policy("qujiang-2023")  # two punches a day, no grace: 「早8:20时前、晚17:00时后」
@@ -118,6 +119,24 @@ def test_today_counts_arrivals_and_lateness_while_the_day_is_still_pending(hall)
     assert second == {"expected": first["summary"]["expected"] - 1, "arrived": 3, "late": 1, "absent": first["summary"]["expected"] - 4}
     clock.now = at(3, 8, 0)  # the next morning: a new day, nobody has arrived yet
     assert client.get("/api/attendance/today").json()["summary"]["arrived"] == 0
+
+
+def test_today_counts_a_punch_once_when_its_batch_is_followed_after_the_day_was_read(db_url: str) -> None:
+    """The ingest follower runs after the commit: a question in between has read the punch already."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    store = Store(engine)
+    store.seed(HALL)
+    service = AttendanceService(engine, HALL, load_policy("linfen"), national_calendar([2026]), Clock(at(2, 9, 0)))  # punch windows around each time
+    today = TodayAttendance(service)
+    event = make_event(hall_id="demo", device_id="ft-01", boot=1, seq=1, event_time=at(2, 3, 0), body=PunchBody(person_id="c01", method="face"))
+    topic, payload = device_topic("demo", "ft-01", "evt", "punch"), encode(event)
+    changes = store.ingest([Inbound(topic, payload, at(2, 3, 0), check_message(topic, payload, store.registry()))])
+    today.people()  # reads the stored punch (03:00: outside every punch window, listed as ignored)
+    today.follow(changes, False)
+    _, people = today.people()
+    assert [p.day.ignored for p in people if p.person == "c01"] == [(Punch(at(2, 3, 0), "face"),)]
+    engine.dispose()
 
 
 def test_the_monthly_sheet_downloads_as_xlsx(hall) -> None:  # type: ignore[no-untyped-def]

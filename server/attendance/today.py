@@ -68,8 +68,9 @@ class TodayAttendance:
         with self._lock:
             for event in punches:
                 at = event.event_time.astimezone(HALL_TZ)
-                if at.date() == self._day and event.msg_id not in self._seen:
-                    self._seen.add(event.msg_id)
+                msg_id = str(event.msg_id)  # a UUID on the wire, text in the table
+                if at.date() == self._day and msg_id not in self._seen:
+                    self._seen.add(msg_id)
                     self._add(event.body.person_id, Punch(at, event.body.method))
 
     def _add(self, person: str, punch: Punch) -> None:
