@@ -81,9 +81,13 @@ def load_district(path: Path) -> District:
 
 
 def district_of_hall(path: Path) -> District:
-    """A single hall file as a district of one (``--hall FILE``): the district is named after the hall."""
-    hall = load_hall(path)
-    return District(info=DistrictInfo(id=hall.hall.id, name=hall.hall.name), halls=(hall,), files=(path.resolve(),))
+    """A single hall file as a district of one (``--hall FILE``)."""
+    return district_of(load_hall(path), path.resolve())
+
+
+def district_of(hall: HallConfig, file: Path) -> District:
+    """A loaded hall (from ``file``) as a district of one, named after the hall."""
+    return District(info=DistrictInfo(id=hall.hall.id, name=hall.hall.name), halls=(hall,), files=(file,))
 
 
 def _check_unique(path: Path, halls: tuple[HallConfig, ...], files: tuple[Path, ...]) -> None:

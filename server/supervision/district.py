@@ -29,7 +29,8 @@ class HallSupervisors:
             if event.hall_id in by_hall:
                 by_hall[event.hall_id].append(event)
         for hall, supervisor in self.supervisors.items():
-            supervisor.observe(by_hall[hall], devices_changed, repeats)  # a supervisor ignores other halls' cameras
+            if by_hall[hall] or devices_changed:  # nothing for this hall: its tick still turns its day
+                supervisor.observe(by_hall[hall], devices_changed, repeats)  # a supervisor ignores other halls' cameras
 
     def tick(self, every_window: bool) -> tuple[list[dict[str, Any]], dict[str, WindowRow]]:
         alerts: list[dict[str, Any]] = []

@@ -83,6 +83,10 @@ class Principal:
     """The hall the user belongs to (that hall's office, its window leads), or None for the whole
     district (district 督查科, leadership)."""
 
+    def sees_hall(self, hall_id: str) -> bool:
+        """May this principal read that hall: theirs, or any for a district user (and the administrator token)."""
+        return self.hall in (None, hall_id)
+
     def may(self, permission: str) -> bool:
         return permission in GRANTS[self.role]
 

@@ -89,7 +89,7 @@ class Authority:
 
         def check(connection: HTTPConnection) -> None:
             principal = self.identify(connection)
-            if principal is None or principal.hall in (None, hall_id):
+            if principal is None or principal.sees_hall(hall_id):
                 return
             reason = f"{principal.name} belongs to hall {principal.hall}, not {hall_id}"
             if connection.scope["type"] == "websocket":

@@ -29,7 +29,7 @@ from server.attendance.leave import LeaveRegister
 from server.attendance.service import AttendanceService
 from server.attendance.today import TodayAttendance
 from server.config.calendar import load_calendar
-from server.config.district import District, DistrictInfo, district_of_hall
+from server.config.district import District, district_of, district_of_hall
 from server.config.hall import HallConfig
 from server.config.policy import load_policy
 from server.db import make_engine, migrate
@@ -142,7 +142,7 @@ class Services:
             self.halls[hall_id].hub.publish(change_messages(part, statuses, self.ingestor.counters.as_dict))
 
 
-def _hall_services(settings: ServerSettings, engine: Engine, hall: HallConfig, source: Path, clock: Clock) -> HallServices:
+def _hall_services(engine: Engine, hall: HallConfig, source: Path, clock: Clock) -> HallServices:
     policy = load_policy(hall.policy.preset, hall.policy.overrides, source=source)
     calendar = load_calendar(hall.calendars)
     supervisor = Supervisor(engine, hall, policy, calendar, clock)
@@ -160,7 +160,7 @@ def build_services(settings: ServerSettings, district: District, clock: Clock) -
     store = Store(engine, stale_factor=settings.stale_factor, clock=clock)
     for hall in district.halls:
         store.seed(hall)
-    halls = {hall.hall.id: _hall_services(settings, engine, hall, source, clock) for hall, source in zip(district.halls, district.files, strict=True)}
+    halls = {hall.hall.id: _hall_services(engine, hall, source, clock) for hall, source in zip(district.halls, district.files, strict=True)}
     publisher = GalleryPublisher(
         settings.data_dir / "gallery",
         lambda device_id, payload: ingestor.publish_to_device(device_id, "gal", payload, retain=True),
@@ -213,7 +213,7 @@ def create_app(settings: ServerSettings, district: District | HallConfig | None 
     if district is None:
         district = district_of_hall(settings.hall_file)
     elif isinstance(district, HallConfig):
-        district = District(info=DistrictInfo(id=district.hall.id, name=district.hall.name), halls=(district,), files=(settings.hall_file,))
+        district = district_of(district, settings.hall_file)
     s = build_services(settings, district, clock)
 
     @asynccontextmanager
@@ -270,7 +270,7 @@ def _hall_routers(s: Services, h: HallServices) -> list[APIRouter]:
         hall_router(s.engine, s.store, hall, h.policy, s.clock, s.stats, authority),
         alerts_router(h.supervisor, authority, h.hub.publish),
         leave_router(LeaveRegister(s.engine, hall), hall, authority),
-        live_router(h.hub, authority, hall.hall.id),
+        live_router(h.hub, authority),
         patrol_router(h.patrols, authority),
         ratings_router(h.ratings, authority),
         review_router(s.engine, hall, h.policy, h.calendar, s.clock, authority.principal),

@@ -20,7 +20,6 @@ from server.users.authority import Authority
 def split_by_hall(changes: Changes, district: District) -> dict[str, Changes]:
     """Each hall's events, windows, devices and alerts of one batch; every hall hears the counters (its
     page shows them) even when nothing of its own changed."""
-    window_hall = {w.id: h.hall.id for h in district.halls for w in h.windows}
     parts = {h.hall.id: Changes(duplicates=changes.duplicates) for h in district.halls}
     for event in changes.events:
         if event.hall_id in parts:
@@ -32,9 +31,9 @@ def split_by_hall(changes: Changes, district: District) -> dict[str, Changes]:
         if device.hall_id in parts:
             parts[device.hall_id].devices[device_id] = device
     for alert in changes.alerts:
-        hall = window_hall.get(alert.get("window_id", ""))
+        hall = district.hall_of_window(alert.get("window_id", ""))  # alerts are few: a scan each is nothing
         if hall is not None:
-            parts[hall].alerts.append(alert)
+            parts[hall.hall.id].alerts.append(alert)
     parts[district.halls[0].hall.id].repeats = changes.repeats
     return parts
 
@@ -45,7 +44,7 @@ def district_router(district: District, authority: Authority) -> APIRouter:
 
     @router.get("/api/halls")
     def get_halls(principal: Principal = Depends(authority.principal)) -> dict[str, Any]:
-        visible = [h for h in district.halls if principal.hall in (None, h.hall.id)]
+        visible = [h for h in district.halls if principal.sees_hall(h.hall.id)]
         return {
             "district": {"id": district.info.id, "name": district.info.name},
             "halls": [

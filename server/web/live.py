@@ -69,15 +69,15 @@ def change_messages(
     return messages
 
 
-def live_router(hub: Hub, authority: Authority, hall_id: str) -> APIRouter:
-    """``/ws``: a logged-in page receives every batch's change messages (one array per frame) until it closes."""
+def live_router(hub: Hub, authority: Authority) -> APIRouter:
+    """``/ws``: a logged-in page receives every batch's change messages (one array per frame) until it closes.
+    A user of another hall never gets this far: every route of a hall carries its hall scope (server/web/app.py)."""
     router = APIRouter()
 
     @router.websocket("/ws")
     async def websocket(socket: WebSocket) -> None:
-        principal = await asyncio.to_thread(authority.identify, socket)
-        if principal is None or principal.hall not in (None, hall_id):
-            await socket.close(code=1008, reason="log in first" if principal is None else f"not a user of hall {hall_id}")
+        if await asyncio.to_thread(authority.identify, socket) is None:
+            await socket.close(code=1008, reason="log in first")
             return
         await socket.accept()
         queue: asyncio.Queue[Frame | None] = asyncio.Queue(Hub.QUEUE_MAX)

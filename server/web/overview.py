@@ -92,7 +92,7 @@ def overview_router(engine: Engine, halls: Mapping[str, HallServices], today: Ca
     @router.get("/api/district/overview")
     def overview(principal: Principal = Depends(authority.principal)) -> dict[str, Any]:
         day = today()
-        rows = [hall_row(engine, hall, day) for hall_id, hall in halls.items() if principal.hall in (None, hall_id)]
+        rows = [hall_row(engine, hall, day) for hall_id, hall in halls.items() if principal.sees_hall(hall_id)]
         return {"day": day.isoformat(), "halls": worst_first(rows)}
 
     @router.get("/api/district/ratings")
@@ -102,7 +102,7 @@ def overview_router(engine: Engine, halls: Mapping[str, HallServices], today: Ca
         """The halls' 好差评 over the days asked for (default: this month), ranked as seed 003 ranks windows:
         higher satisfaction first, then the lower bad-rating rate; equal rates share a rank, halls without a
         rating are listed unranked.  A hall's rates come from its summed counts, never from averages."""
-        visible = {hall_id: hall for hall_id, hall in halls.items() if principal.hall in (None, hall_id)}
+        visible = {hall_id: hall for hall_id, hall in halls.items() if principal.sees_hall(hall_id)}
         first, last = RatingViews(next(iter(halls.values())).ratings).span(start, end)
         label = first.isoformat() if first == last else f"{first.isoformat()}—{last.isoformat()}"
         totals = [replace(hall.ratings.stats("window", "month", first, last).totals, key=hall_id, period=label) for hall_id, hall in visible.items()]
